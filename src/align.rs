@@ -1,0 +1,171 @@
+//! Integer maths for bumping, with no pointers and no `unsafe`.
+//!
+//! Every address computation the arenas make is first done here on plain
+//! `usize` values, with overflow checked, so that the unsafe code elsewhere
+//! only turns integers already proven to lie inside a chunk into pointers.
+//! The module imports nothing but `core` and is fuzzed on its own
+//! (`scripts/fuzz.sh`) besides the unit tests below.
+#![forbid(unsafe_code)]
+
+/// Whether `align` is a power of two (zero is not).
+#[inline(always)]
+pub const fn is_power_of_two(align: usize) -> bool {
+    align != 0 && align & (align - 1) == 0
+}
+
+/// Rounds `value` up to a multiple of `align`, or `None` on overflow.
+///
+/// `align` must be a power of two; other values give `None`.
+#[inline(always)]
+pub const fn align_up(value: usize, align: usize) -> Option<usize> {
+    if !is_power_of_two(align) {
+        return None;
+    }
+    match value.checked_add(align - 1) {
+        Some(v) => Some(v & !(align - 1)),
+        None => None,
+    }
+}
+
+/// Bytes to add to `addr` to reach the next multiple of `align` (a power of
+/// two). Always less than `align`; never overflows.
+#[inline(always)]
+pub const fn padding_for(addr: usize, align: usize) -> usize {
+    addr.wrapping_neg() & (align - 1)
+}
+
+/// Where a block of `size` bytes aligned to `align` lands when bumping
+/// upward from `cursor` in a chunk that ends at `limit`, and where the
+/// cursor goes afterwards (the block's end rounded up to `min_align`).
+///
+/// Returns `None` when the block does not fit or any step overflows. On
+/// success `cursor <= start`, `start % align == 0`, `start + size <= end`,
+/// `end <= limit` and `end % min_align == 0` whenever `limit % min_align == 0`.
+#[inline(always)]
+pub const fn bump_up(
+    cursor: usize,
+    limit: usize,
+    size: usize,
+    align: usize,
+    min_align: usize,
+) -> Option<Bump> {
+    if !is_power_of_two(align) || !is_power_of_two(min_align) || cursor > limit {
+        return None;
+    }
+    let start = match cursor.checked_add(padding_for(cursor, align)) {
+        Some(s) => s,
+        None => return None,
+    };
+    let unrounded = match start.checked_add(size) {
+        Some(e) => e,
+        None => return None,
+    };
+    let end = match align_up(unrounded, min_align) {
+        Some(e) => e,
+        None => return None,
+    };
+    if end > limit {
+        return None;
+    }
+    Some(Bump { start, end })
+}
+
+/// The outcome of [`bump_up`]: the block starts at `start`, and the cursor
+/// moves to `end`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bump {
+    /// First byte of the block.
+    pub start: usize,
+    /// New cursor: one past the block, rounded up to the minimum alignment.
+    pub end: usize,
+}
+
+/// Size of a chunk able to hold `request` bytes at alignment `align` after a
+/// header of `header` bytes, rounded up to `page` and at least `min`.
+/// `None` if that exceeds `isize::MAX` or overflows.
+#[inline]
+pub const fn chunk_size_for(
+    request: usize,
+    align: usize,
+    header: usize,
+    page: usize,
+    min: usize,
+) -> Option<usize> {
+    // The chunk starts on a page boundary. Up to page alignment, the data
+    // starts at the header rounded up to `align`; past it, the worst case
+    // pads by almost a whole `align` after the header.
+    let pad = if align <= page {
+        match align_up(header, align) {
+            Some(p) => p,
+            None => return None,
+        }
+    } else {
+        match header.checked_add(align) {
+            Some(p) => p,
+            None => return None,
+        }
+    };
+    let need = match request.checked_add(pad) {
+        Some(n) => n,
+        None => return None,
+    };
+    let need = if need < min { min } else { need };
+    match align_up(need, page) {
+        Some(n) if n <= isize::MAX as usize => Some(n),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn align_up_rounds_and_detects_overflow() {
+        assert_eq!(align_up(0, 8), Some(0));
+        assert_eq!(align_up(1, 8), Some(8));
+        assert_eq!(align_up(8, 8), Some(8));
+        assert_eq!(align_up(9, 4096), Some(4096));
+        assert_eq!(align_up(usize::MAX, 2), None);
+        assert_eq!(align_up(usize::MAX - 6, 8), None);
+        assert_eq!(align_up(5, 3), None);
+        assert_eq!(align_up(5, 0), None);
+    }
+
+    #[test]
+    fn padding_is_below_align() {
+        for addr in [0usize, 1, 7, 8, 4095, 4096, usize::MAX] {
+            for shift in 0..20 {
+                let a = 1usize << shift;
+                let p = padding_for(addr, a);
+                assert!(p < a);
+                assert_eq!(addr.wrapping_add(p) % a, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn bump_up_fits_or_refuses() {
+        let b = bump_up(1000, 2000, 10, 16, 8).unwrap();
+        assert_eq!(b.start, 1008);
+        assert_eq!(b.end, 1024);
+        assert_eq!(bump_up(1000, 1010, 10, 16, 8), None);
+        assert_eq!(bump_up(8, usize::MAX, usize::MAX - 4, 1, 8), None);
+        assert_eq!(bump_up(10, 5, 0, 1, 1), None);
+        assert_eq!(bump_up(0, 64, 64, 64, 8), Some(Bump { start: 0, end: 64 }));
+        assert_eq!(
+            bump_up(usize::MAX - 3, usize::MAX, 0, 1 << 40, 1),
+            None,
+            "padding past the top of the address space"
+        );
+    }
+
+    #[test]
+    fn chunk_size_rounds_to_pages() {
+        assert_eq!(chunk_size_for(1, 8, 64, 4096, 4096), Some(4096));
+        assert_eq!(chunk_size_for(4096, 8, 64, 4096, 4096), Some(8192));
+        assert_eq!(chunk_size_for(10, 1 << 16, 64, 4096, 0), Some((1 << 16) + 4096));
+        assert_eq!(chunk_size_for(usize::MAX - 10, 8, 64, 4096, 0), None);
+        assert_eq!(chunk_size_for(isize::MAX as usize, 8, 64, 4096, 0), None);
+    }
+}

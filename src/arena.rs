@@ -1,0 +1,797 @@
+//! `Arena`: a single-threaded bump arena over mmap'd chunks.
+//!
+//! # How it works
+//!
+//! The arena keeps a cursor into its current chunk and the address where
+//! that chunk's data ends. An allocation rounds the request up to the
+//! policy's `MIN_ALIGN`, pads the cursor up to the request's alignment (a
+//! step the compiler removes when the type's alignment is at most
+//! `MIN_ALIGN`), checks that the block fits below the limit and moves the
+//! cursor past it: a handful of instructions, one branch, no atomics. That
+//! is [`Arena::try_alloc_layout`]'s `#[inline(always)]` half; everything
+//! else (a new chunk, a block too large for any regular chunk, a zero-sized
+//! block that needs padding) is in the `#[cold]` [`Arena::alloc_slow`].
+//!
+//! Chunks grow geometrically: each new regular chunk is twice the size of
+//! the current one. A request larger than the next chunk would be gets a
+//! chunk of its own, kept on a separate list, and the current chunk stays
+//! current, so its free space is not lost. A new arena points at the static
+//! empty chunk and maps nothing until its first allocation.
+//!
+//! The last block handed out can grow, shrink and be freed in place: its end
+//! is the cursor. That check is all the arena needs to know that the block
+//! belongs to the current scope: [`Arena::scope`] takes `&mut self`, so no
+//! block or collection from outside the scope can be reached while it runs,
+//! and `scoped` gives each nesting level an arena of its own.
+//!
+//! # Invariants
+//!
+//! - `data_start(current) <= cursor <= limit == data_end(current)`, and the
+//!   cursor is a multiple of `P::MIN_ALIGN` (chunk data starts on a 64-byte
+//!   boundary and every step is rounded to `MIN_ALIGN`).
+//! - Every chunk the arena owns is on exactly one of the lists `current →
+//!   prev → ...` (used, newest first), `spare` (rewound by a scope, reused
+//!   before mapping) or `big` (one oversized block each).
+//! - `reserved` and `chunks` are the sums over those lists;
+//!   `retired_used` is the data consumed in used chunks other than the
+//!   current one, plus that of the big chunks;
+//!   `retired_used + (cursor - data_start(current)) >= allocated`.
+//!
+//! [`Arena::validate`] checks these and the tests call it.
+
+use crate::align;
+use crate::chunk::{self, ChunkHeader, ChunkRequest, HEADER_SIZE};
+use crate::policy::{Fast, Policy};
+use crate::stats::Stats;
+use crate::AllocError;
+use core::alloc::Layout;
+use core::cell::Cell;
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+
+/// A single-threaded bump arena: `Send`, not `Sync`.
+///
+/// ```
+/// use fiberalloc::Arena;
+/// let arena: Arena = Arena::new();
+/// let x = arena.alloc(41u64);
+/// *x += 1;
+/// let s = arena.alloc_str("hello");
+/// assert_eq!((*x, &*s), (42, "hello"));
+/// ```
+///
+/// An allocation cannot outlive a [`reset`](Arena::reset):
+///
+/// ```compile_fail
+/// let mut arena: fiberalloc::Arena = fiberalloc::Arena::new();
+/// let x = arena.alloc(1u32);
+/// arena.reset();
+/// *x += 1;
+/// ```
+///
+/// nor a [`scope`](Arena::scope):
+///
+/// ```compile_fail
+/// let mut arena: fiberalloc::Arena = fiberalloc::Arena::new();
+/// let escaped = arena.scope(|a| a.alloc(1u32));
+/// ```
+///
+/// and an arena cannot be shared between threads:
+///
+/// ```compile_fail
+/// fn shared<T: Sync>(_: &T) {}
+/// shared(&fiberalloc::Arena::<fiberalloc::policy::Fast>::new());
+/// ```
+pub struct Arena<P: Policy = Fast> {
+    /// Next free byte of the current chunk.
+    cursor: Cell<NonNull<u8>>,
+    /// One past the current chunk's data.
+    limit: Cell<NonNull<u8>>,
+    current: Cell<NonNull<ChunkHeader>>,
+    spare: Cell<Option<NonNull<ChunkHeader>>>,
+    big: Cell<Option<NonNull<ChunkHeader>>>,
+    allocated: Cell<usize>,
+    count: Cell<u64>,
+    peak: Cell<usize>,
+    retired_used: Cell<usize>,
+    reserved: Cell<usize>,
+    chunks: Cell<usize>,
+    byte_limit: Cell<usize>,
+    _policy: PhantomData<P>,
+}
+
+// SAFETY: the arena owns its chunks outright (no other arena or thread
+// refers to them), and moving it to another thread needs `self` by value, so
+// no block borrowed from it is alive. It is not `Sync`: its `Cell`s see to it.
+unsafe impl<P: Policy> Send for Arena<P> {}
+
+impl<P: Policy> Default for Arena<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Where an arena stood, to go back to (see [`Arena::scope`]).
+#[derive(Clone, Copy)]
+struct Mark {
+    current: NonNull<ChunkHeader>,
+    cursor: NonNull<u8>,
+    big: Option<NonNull<ChunkHeader>>,
+    allocated: usize,
+    retired_used: usize,
+}
+
+impl<P: Policy> Arena<P> {
+    /// An arena that maps nothing until its first allocation.
+    pub const fn new() -> Self {
+        // A `const fn` cannot call `chunk::empty_cursor`; the cursor and the
+        // limit are set from the sentinel here by the same arithmetic.
+        Arena {
+            cursor: Cell::new(chunk::EMPTY_CURSOR),
+            limit: Cell::new(chunk::EMPTY_CURSOR),
+            current: Cell::new(chunk::EMPTY_HEADER),
+            spare: Cell::new(None),
+            big: Cell::new(None),
+            allocated: Cell::new(0),
+            count: Cell::new(0),
+            peak: Cell::new(0),
+            retired_used: Cell::new(0),
+            reserved: Cell::new(0),
+            chunks: Cell::new(0),
+            byte_limit: Cell::new(usize::MAX),
+            _policy: PhantomData,
+        }
+    }
+
+    /// An arena whose first chunk holds at least `bytes` bytes of data.
+    /// Panics (through `handle_alloc_error`) if it cannot be mapped.
+    pub fn with_capacity(bytes: usize) -> Self {
+        match Self::try_with_capacity(bytes) {
+            Ok(a) => a,
+            Err(AllocError) => crate::oom(Layout::from_size_align(bytes, 1).unwrap_or(Layout::new::<u8>())),
+        }
+    }
+
+    /// An arena whose first chunk holds at least `bytes` bytes of data, or
+    /// `Err(AllocError)` if that cannot be mapped or represented.
+    pub fn try_with_capacity(bytes: usize) -> Result<Self, AllocError> {
+        let arena = Self::new();
+        if bytes > 0 {
+            let size = Self::chunk_size_for(bytes, P::MIN_ALIGN).ok_or(AllocError)?;
+            let size = size.max(P::MIN_CHUNK_SIZE);
+            let c = chunk::map(size, P::GUARD_PAGES).map_err(|_| AllocError)?;
+            arena.adopt(c);
+            arena.enter(c);
+        }
+        Ok(arena)
+    }
+
+    /// Caps the bytes this arena may map (chunk headers included, guards
+    /// excluded); `None` removes the cap. Allocations that would need more
+    /// fail with `AllocError`. Chunks already held are kept.
+    pub fn set_allocation_limit(&self, limit: Option<usize>) {
+        self.byte_limit.set(limit.unwrap_or(usize::MAX));
+    }
+
+    /// The cap set by [`set_allocation_limit`](Self::set_allocation_limit).
+    pub fn allocation_limit(&self) -> Option<usize> {
+        Some(self.byte_limit.get()).filter(|&l| l != usize::MAX)
+    }
+
+    // ---------------------------------------------------------------
+    // Allocation
+    // ---------------------------------------------------------------
+
+    /// Moves `value` into the arena. Panics (through `handle_alloc_error`)
+    /// when memory runs out.
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    pub fn alloc<T>(&self, value: T) -> &mut T {
+        match self.try_alloc(value) {
+            Ok(r) => r,
+            Err(_) => crate::oom(Layout::new::<T>()),
+        }
+    }
+
+    /// Moves `value` into the arena, or gives `Err(AllocError)`.
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    pub fn try_alloc<T>(&self, value: T) -> Result<&mut T, AllocError> {
+        let p = self.try_alloc_layout(Layout::new::<T>())?.cast::<T>();
+        // SAFETY: `p` is a fresh block sized and aligned for `T`, handed out
+        // once; it lives as long as `&self` (reset and drop need `&mut`).
+        unsafe {
+            p.as_ptr().write(value);
+            Ok(&mut *p.as_ptr())
+        }
+    }
+
+    /// A block for `layout`. Panics (through `handle_alloc_error`) when
+    /// memory runs out.
+    #[inline(always)]
+    pub fn alloc_layout(&self, layout: Layout) -> NonNull<u8> {
+        match self.try_alloc_layout(layout) {
+            Ok(p) => p,
+            Err(_) => crate::oom(layout),
+        }
+    }
+
+    /// A block for `layout`, or `Err(AllocError)` when memory runs out or
+    /// the size cannot be represented. The block is uninitialised.
+    #[inline(always)]
+    pub fn try_alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let cursor = self.cursor.get();
+        let addr = cursor.addr().get();
+        // Padding up to the alignment; a constant 0 when the alignment is a
+        // constant no larger than MIN_ALIGN (the cursor is always aligned).
+        let pad = if layout.align() > P::MIN_ALIGN {
+            align::padding_for(addr, layout.align())
+        } else {
+            0
+        };
+        // No overflow: a Layout's size is at most isize::MAX, and the
+        // padding is below its alignment, which the size rounded up to
+        // fits in isize::MAX with.
+        let rounded = (layout.size() + (P::MIN_ALIGN - 1)) & !(P::MIN_ALIGN - 1);
+        let step = pad + rounded;
+        // `cursor <= limit` always, so this cannot wrap.
+        if step <= self.limit.get().addr().get() - addr {
+            // SAFETY: `cursor + step <= limit`: the block and the new cursor
+            // stay inside the current chunk's data (or at the sentinel's
+            // end for a zero-sized step).
+            let (start, end) = unsafe { (cursor.add(pad), cursor.add(step)) };
+            self.cursor.set(end);
+            self.allocated.set(self.allocated.get() + layout.size());
+            self.count.set(self.count.get() + 1);
+            return Ok(start);
+        }
+        self.alloc_slow(layout)
+    }
+
+    /// Copies `src` into the arena.
+    #[allow(clippy::mut_from_ref)]
+    pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> &mut [T] {
+        let layout = Layout::for_value(src);
+        let p = self.alloc_layout(layout).cast::<T>();
+        // SAFETY: the block holds `src.len()` values of `T` and is fresh, so
+        // it does not overlap `src`; `T: Copy` needs no drop.
+        unsafe {
+            core::ptr::copy_nonoverlapping(src.as_ptr(), p.as_ptr(), src.len());
+            core::slice::from_raw_parts_mut(p.as_ptr(), src.len())
+        }
+    }
+
+    /// Copies `s` into the arena.
+    #[allow(clippy::mut_from_ref)]
+    pub fn alloc_str(&self, s: &str) -> &mut str {
+        let bytes = self.alloc_slice_copy(s.as_bytes());
+        // SAFETY: the bytes were copied from a `str`.
+        unsafe { core::str::from_utf8_unchecked_mut(bytes) }
+    }
+
+    /// `size` uninitialised bytes aligned to 64 (a cache line, and the
+    /// widest SIMD register). Panics when memory runs out.
+    pub fn alloc_simd(&self, size: usize) -> NonNull<u8> {
+        self.alloc_aligned(size, 64)
+    }
+
+    /// `size` uninitialised bytes aligned to `align`. Panics if `align` is
+    /// not a power of two or `size` cannot be represented at that alignment,
+    /// and (through `handle_alloc_error`) when memory runs out.
+    pub fn alloc_aligned(&self, size: usize, align: usize) -> NonNull<u8> {
+        let layout = Layout::from_size_align(size, align)
+            .expect("alloc_aligned: align must be a power of two and size fit in isize");
+        self.alloc_layout(layout)
+    }
+
+    /// Like [`alloc_aligned`](Self::alloc_aligned), with every failure
+    /// reported as `Err(AllocError)`.
+    pub fn try_alloc_aligned(&self, size: usize, align: usize) -> Result<NonNull<u8>, AllocError> {
+        let layout = Layout::from_size_align(size, align).map_err(|_| AllocError)?;
+        self.try_alloc_layout(layout)
+    }
+
+    /// The slow half of [`try_alloc_layout`](Self::try_alloc_layout): the
+    /// current chunk has no room.
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let (size, align) = (layout.size(), layout.align().max(P::MIN_ALIGN));
+        if size == 0 {
+            // A zero-sized block needs no memory: a well-aligned dangling
+            // pointer will do, and deallocating it is a no-op.
+            self.count.set(self.count.get() + 1);
+            // SAFETY: `align` is a non-zero power of two.
+            return Ok(unsafe { NonNull::new_unchecked(core::ptr::without_provenance_mut(align)) });
+        }
+        let need = Self::chunk_size_for(size, align).ok_or(AllocError)?;
+        let next = self.next_chunk_size();
+        let c = if let Some(c) = self.take_spare(size, align) {
+            c
+        } else if need > next {
+            // Oversized: a chunk of its own, on the `big` list.
+            let c = self.new_chunk(need, need)?;
+            let start = ChunkHeader::data_start(c);
+            let b = align::bump_up(start.addr().get(), ChunkHeader::data_end(c), size, align, P::MIN_ALIGN)
+                .ok_or(AllocError)?;
+            // SAFETY: the header is ours and not the sentinel.
+            unsafe { c.as_ref() }.prev.set(self.big.get());
+            self.big.set(Some(c));
+            self.retired_used.set(self.retired_used.get() + (b.end - start.addr().get()));
+            self.allocated.set(self.allocated.get() + size);
+            self.count.set(self.count.get() + 1);
+            // SAFETY: `bump_up` placed the block inside the chunk's data.
+            return Ok(unsafe { start.add(b.start - start.addr().get()) });
+        } else {
+            self.new_chunk(need, next)?
+        };
+        self.enter(c);
+        // The fresh chunk has room by construction; the fast path now
+        // succeeds (a failure would mean a bug in the sizing, reported as
+        // an allocation error rather than a loop).
+        let cursor = self.cursor.get();
+        let b = align::bump_up(cursor.addr().get(), self.limit_addr(), size, align, P::MIN_ALIGN)
+            .ok_or(AllocError)?;
+        // SAFETY: `bump_up` placed the block and the new cursor inside the
+        // current chunk's data.
+        let (start, end) = unsafe {
+            (cursor.add(b.start - cursor.addr().get()), cursor.add(b.end - cursor.addr().get()))
+        };
+        self.cursor.set(end);
+        self.allocated.set(self.allocated.get() + size);
+        self.count.set(self.count.get() + 1);
+        Ok(start)
+    }
+
+    /// Usable chunk size (header included) that holds `size` bytes at
+    /// `align`, or `None` if unrepresentable.
+    fn chunk_size_for(size: usize, align: usize) -> Option<usize> {
+        align::chunk_size_for(size, align, HEADER_SIZE, crate::sys::page_size(), 0)
+    }
+
+    /// The size of the next regular chunk: twice the current one.
+    fn next_chunk_size(&self) -> usize {
+        let current = ChunkHeader::size(self.current.get());
+        current.saturating_mul(2).clamp(P::MIN_CHUNK_SIZE, isize::MAX as usize / 2 + 1)
+    }
+
+    /// A chunk from the cache or the OS, counted as this arena's.
+    fn new_chunk(&self, min_size: usize, map_size: usize) -> Result<NonNull<ChunkHeader>, AllocError> {
+        let room = self.byte_limit.get().saturating_sub(self.reserved.get());
+        if min_size > room {
+            return Err(AllocError);
+        }
+        let c = if self.byte_limit.get() == usize::MAX {
+            chunk::acquire(ChunkRequest { min_size, map_size, guards: P::GUARD_PAGES })
+        } else {
+            // Under a cap, map exactly what fits rather than take a cached
+            // chunk of unknown size.
+            chunk::map(map_size.min(room).max(min_size), P::GUARD_PAGES).ok()
+        };
+        let c = c.ok_or(AllocError)?;
+        self.adopt(c);
+        Ok(c)
+    }
+
+    /// Counts a chunk as this arena's.
+    fn adopt(&self, c: NonNull<ChunkHeader>) {
+        self.reserved.set(self.reserved.get() + ChunkHeader::size(c));
+        self.chunks.set(self.chunks.get() + 1);
+    }
+
+    /// Takes the first spare chunk in which `size` bytes at `align` fit.
+    fn take_spare(&self, size: usize, align: usize) -> Option<NonNull<ChunkHeader>> {
+        let mut link: Option<NonNull<ChunkHeader>> = None;
+        let mut cur = self.spare.get();
+        while let Some(c) = cur {
+            // SAFETY: spare chunks are owned by this arena and live.
+            let next = unsafe { c.as_ref() }.prev.get();
+            let start = ChunkHeader::data_start(c).addr().get();
+            if align::bump_up(start, ChunkHeader::data_end(c), size, align, P::MIN_ALIGN).is_some() {
+                match link {
+                    // SAFETY: as above.
+                    Some(l) => unsafe { l.as_ref() }.prev.set(next),
+                    None => self.spare.set(next),
+                }
+                return Some(c);
+            }
+            link = Some(c);
+            cur = next;
+        }
+        None
+    }
+
+    /// Makes `c` (owned, unlinked) the current chunk.
+    fn enter(&self, c: NonNull<ChunkHeader>) {
+        let old = self.current.get();
+        // SAFETY: `c` is owned by this arena and not the sentinel.
+        let h = unsafe { c.as_ref() };
+        if ChunkHeader::is_sentinel(old) {
+            h.prev.set(None);
+        } else {
+            let used = self.cursor.get().addr().get();
+            // SAFETY: the current chunk is live and not the sentinel.
+            unsafe { old.as_ref() }.used_end.set(used);
+            self.retired_used
+                .set(self.retired_used.get() + (used - ChunkHeader::data_start(old).addr().get()));
+            h.prev.set(Some(old));
+        }
+        self.current.set(c);
+        let start = ChunkHeader::data_start(c);
+        self.cursor.set(start);
+        // SAFETY: the data area runs from `start` to `data_end`.
+        self.limit.set(unsafe { start.add(ChunkHeader::capacity(c)) });
+    }
+
+    #[inline(always)]
+    fn limit_addr(&self) -> usize {
+        self.limit.get().addr().get()
+    }
+
+    // ---------------------------------------------------------------
+    // In-place operations on the last block (the Allocator impls)
+    // ---------------------------------------------------------------
+
+    #[inline(always)]
+    fn round(size: usize) -> usize {
+        (size + (P::MIN_ALIGN - 1)) & !(P::MIN_ALIGN - 1)
+    }
+
+    /// Whether the block at `ptr` of `size` bytes is the last one handed
+    /// out (its rounded end is the cursor).
+    #[inline(always)]
+    fn is_last(&self, ptr: NonNull<u8>, size: usize) -> bool {
+        ptr.addr().get().wrapping_add(Self::round(size)) == self.cursor.get().addr().get()
+    }
+
+    fn note_peak(&self) {
+        self.peak.set(self.peak.get().max(self.allocated.get()));
+    }
+
+    /// Gives a block back; reclaims it if it is the last one.
+    ///
+    /// # Safety
+    /// `ptr` was handed out by this arena for `layout` (or a layout it was
+    /// since grown or shrunk to) and is not used again.
+    #[inline]
+    pub(crate) unsafe fn dealloc_raw(&self, ptr: NonNull<u8>, layout: Layout) {
+        self.note_peak();
+        self.allocated.set(self.allocated.get().saturating_sub(layout.size()));
+        if self.is_last(ptr, layout.size()) {
+            // SAFETY: the block lies right below the cursor in the current
+            // chunk, so moving the cursor back stays inside the chunk.
+            self.cursor.set(unsafe { self.cursor.get().sub(Self::round(layout.size())) });
+            if P::POISON {
+                // SAFETY: the block is ours again and writable.
+                unsafe { ptr.as_ptr().write_bytes(P::POISON_BYTE, layout.size()) };
+            }
+        }
+    }
+
+    /// Grows or shrinks a block; in place when it is the last one, it is
+    /// aligned for `new` and the chunk has room.
+    ///
+    /// # Safety
+    /// `ptr` was handed out by this arena for `old` and is not used through
+    /// its old address after a move. For growth `new.size() >= old.size()`.
+    pub(crate) unsafe fn realloc_raw(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let addr = ptr.addr().get();
+        if self.is_last(ptr, old.size()) && addr % new.align() == 0 {
+            let room = self.limit_addr() - addr;
+            let new_round = Self::round(new.size());
+            if new_round <= room {
+                let old_round = Self::round(old.size());
+                let cursor = self.cursor.get();
+                // SAFETY: `addr + new_round <= limit`, and the old block
+                // started in this chunk, so the new cursor stays inside it.
+                // It is derived from the arena's own cursor, not from the
+                // caller's pointer.
+                let moved = unsafe {
+                    if new_round >= old_round {
+                        cursor.add(new_round - old_round)
+                    } else {
+                        cursor.sub(old_round - new_round)
+                    }
+                };
+                self.cursor.set(moved);
+                self.note_peak();
+                self.allocated.set(self.allocated.get() - old.size().min(self.allocated.get()) + new.size());
+                return Ok(ptr);
+            }
+        } else if new.size() <= old.size() && addr % new.align() == 0 {
+            // Shrinking a block that is not the last: keep it where it is.
+            self.note_peak();
+            self.allocated.set(self.allocated.get().saturating_sub(old.size() - new.size()));
+            return Ok(ptr);
+        }
+        let fresh = self.try_alloc_layout(new)?;
+        // SAFETY: `fresh` is a new block, disjoint from the old one, and
+        // both hold at least min(old, new) bytes.
+        unsafe {
+            core::ptr::copy_nonoverlapping(ptr.as_ptr(), fresh.as_ptr(), old.size().min(new.size()));
+            self.dealloc_raw(ptr, old);
+        }
+        Ok(fresh)
+    }
+
+    // ---------------------------------------------------------------
+    // Scopes, reset, statistics
+    // ---------------------------------------------------------------
+
+    fn mark(&self) -> Mark {
+        Mark {
+            current: self.current.get(),
+            cursor: self.cursor.get(),
+            big: self.big.get(),
+            allocated: self.allocated.get(),
+            retired_used: self.retired_used.get(),
+        }
+    }
+
+    /// Goes back to `m`: chunks entered since become spares, big chunks made
+    /// since go back to the cache.
+    ///
+    /// # Safety
+    /// `m` was taken from this arena, marks are rewound in LIFO order, and
+    /// no block handed out since `m` is used again.
+    unsafe fn rewind(&self, m: Mark) {
+        self.note_peak();
+        let mut c = self.current.get();
+        let mut used_end = self.cursor.get().addr().get();
+        while c != m.current {
+            // SAFETY: chunks on the used list are owned and live.
+            let h = unsafe { c.as_ref() };
+            let prev = h.prev.get().unwrap_or(chunk::empty());
+            Self::poison(c, used_end);
+            h.prev.set(self.spare.get());
+            self.spare.set(Some(c));
+            c = prev;
+            if !ChunkHeader::is_sentinel(c) {
+                // SAFETY: as above.
+                used_end = unsafe { c.as_ref() }.used_end.get();
+            }
+        }
+        if P::POISON && !ChunkHeader::is_sentinel(c) && used_end > m.cursor.addr().get() {
+            // SAFETY: `m.cursor..used_end` lies in chunk `c`'s data and
+            // holds only blocks made since the mark.
+            unsafe { m.cursor.as_ptr().write_bytes(P::POISON_BYTE, used_end - m.cursor.addr().get()) };
+        }
+        let mut b = self.big.get();
+        while b != m.big {
+            let Some(bc) = b else { break };
+            // SAFETY: big chunks are owned and live.
+            b = unsafe { bc.as_ref() }.prev.get();
+            self.disown(bc);
+        }
+        self.big.set(m.big);
+        self.current.set(m.current);
+        self.cursor.set(m.cursor);
+        let start = ChunkHeader::data_start(m.current);
+        // SAFETY: the data area runs from `start` to `data_end`.
+        self.limit.set(unsafe { start.add(ChunkHeader::capacity(m.current)) });
+        self.allocated.set(m.allocated);
+        self.retired_used.set(m.retired_used);
+    }
+
+    /// Fills the used part of chunk `c` (up to `used_end`) with poison.
+    fn poison(c: NonNull<ChunkHeader>, used_end: usize) {
+        if P::POISON && !ChunkHeader::is_sentinel(c) {
+            let start = ChunkHeader::data_start(c);
+            // SAFETY: `start..used_end` is the chunk's used data, which the
+            // caller is giving up.
+            unsafe { start.as_ptr().write_bytes(P::POISON_BYTE, used_end - start.addr().get()) };
+        }
+    }
+
+    /// Stops counting `c` as this arena's and gives it back.
+    fn disown(&self, c: NonNull<ChunkHeader>) {
+        self.reserved.set(self.reserved.get() - ChunkHeader::size(c));
+        self.chunks.set(self.chunks.get() - 1);
+        chunk::release(c);
+    }
+
+    /// Runs `f` and then frees everything it allocated, also when `f`
+    /// panics. Memory the scope mapped is kept for later allocations.
+    ///
+    /// ```
+    /// let mut arena: fiberalloc::Arena = fiberalloc::Arena::new();
+    /// let sum = arena.scope(|a| {
+    ///     let v = a.alloc_slice_copy(&[1u32, 2, 3]);
+    ///     v.iter().sum::<u32>()
+    /// });
+    /// assert_eq!((sum, arena.stats().allocated_bytes), (6, 0));
+    /// ```
+    pub fn scope<R>(&mut self, f: impl FnOnce(&Self) -> R) -> R {
+        struct Rewind<'a, P: Policy>(&'a Arena<P>, Mark);
+        impl<P: Policy> Drop for Rewind<'_, P> {
+            fn drop(&mut self) {
+                // SAFETY: the mark was taken by `scope` on this arena, which
+                // is borrowed mutably for the whole scope, so no other mark
+                // is rewound in between and nothing allocated inside
+                // outlives `f` (its lifetime is bounded by the borrow).
+                unsafe { self.0.rewind(self.1) }
+            }
+        }
+        let guard = Rewind(self, self.mark());
+        f(guard.0)
+    }
+
+    /// Frees everything: keeps the largest chunk for reuse and gives the
+    /// others back.
+    pub fn reset(&mut self) {
+        // SAFETY: `&mut self` proves no block is borrowed any more.
+        unsafe { self.reset_shared() }
+    }
+
+    /// [`reset`](Self::reset) through a shared reference.
+    ///
+    /// # Safety
+    /// No block handed out by this arena is used again, and no scope of it
+    /// is open.
+    pub(crate) unsafe fn reset_shared(&self) {
+        self.note_peak();
+        // Pick the largest regular chunk (used or spare) to keep.
+        let mut keep: Option<NonNull<ChunkHeader>> = None;
+        let mut release_list = |list: Option<NonNull<ChunkHeader>>, first_used_end: Option<usize>| {
+            let mut cur = list;
+            let mut used_end = first_used_end;
+            while let Some(c) = cur {
+                // SAFETY: chunks on the arena's lists are owned and live.
+                let h = unsafe { c.as_ref() };
+                cur = h.prev.get();
+                if let Some(end) = used_end {
+                    Self::poison(c, end);
+                    used_end = cur.map(|p| {
+                        // SAFETY: as above.
+                        unsafe { p.as_ref() }.used_end.get()
+                    });
+                }
+                match keep {
+                    Some(k) if ChunkHeader::size(k) >= ChunkHeader::size(c) => self.disown(c),
+                    Some(k) => {
+                        self.disown(k);
+                        keep = Some(c);
+                    }
+                    None => keep = Some(c),
+                }
+            }
+        };
+        let current = self.current.get();
+        if !ChunkHeader::is_sentinel(current) {
+            release_list(Some(current), Some(self.cursor.get().addr().get()));
+        }
+        release_list(self.spare.take(), None);
+        let mut b = self.big.take();
+        while let Some(c) = b {
+            // SAFETY: big chunks are owned and live.
+            b = unsafe { c.as_ref() }.prev.get();
+            self.disown(c);
+        }
+        self.current.set(chunk::empty());
+        self.cursor.set(chunk::empty_cursor());
+        self.limit.set(chunk::empty_cursor());
+        self.allocated.set(0);
+        self.count.set(0);
+        self.retired_used.set(0);
+        if let Some(k) = keep {
+            // `enter` links from the sentinel: `k` becomes a lone chunk.
+            self.enter(k);
+        }
+    }
+
+    /// A snapshot of the arena's counters.
+    pub fn stats(&self) -> Stats {
+        let current = self.current.get();
+        let in_current = self.cursor.get().addr().get() - ChunkHeader::data_start(current).addr().get();
+        let consumed = self.retired_used.get() + in_current;
+        Stats {
+            allocated_bytes: self.allocated.get(),
+            peak_bytes: self.peak.get().max(self.allocated.get()),
+            allocation_count: self.count.get(),
+            padding_bytes: consumed.saturating_sub(self.allocated.get()),
+            reserved_bytes: self.reserved.get(),
+            chunk_count: self.chunks.get(),
+        }
+    }
+
+    /// Checks the arena's invariants (see the module docs); `Err` names the
+    /// first one broken. Cheap enough for tests, not for hot loops.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        let current = self.current.get();
+        let cursor = self.cursor.get().addr().get();
+        if ChunkHeader::data_start(current).addr().get() > cursor || cursor > self.limit_addr() {
+            return Err("cursor outside the current chunk");
+        }
+        if self.limit_addr() != ChunkHeader::data_end(current) {
+            return Err("limit is not the current chunk's end");
+        }
+        if !ChunkHeader::is_sentinel(current) && cursor % P::MIN_ALIGN != 0 {
+            return Err("cursor not aligned to MIN_ALIGN");
+        }
+        // Walks one list; returns (bytes, chunks, data used in retired
+        // chunks) for it.
+        let walk = |list: Option<NonNull<ChunkHeader>>, is_used: bool| {
+            let (mut bytes, mut count, mut used) = (0usize, 0usize, 0usize);
+            let mut cur = list;
+            while let Some(c) = cur {
+                if ChunkHeader::is_sentinel(c) {
+                    return Err("sentinel linked into a list");
+                }
+                bytes += ChunkHeader::size(c);
+                count += 1;
+                if count > 1 << 40 {
+                    return Err("cycle in a chunk list");
+                }
+                // SAFETY: chunks on the arena's lists are owned and live.
+                let h = unsafe { c.as_ref() };
+                if is_used && count > 1 {
+                    let end = h.used_end.get();
+                    let start = ChunkHeader::data_start(c).addr().get();
+                    if end < start || end > ChunkHeader::data_end(c) {
+                        return Err("used_end outside its chunk");
+                    }
+                    used += end - start;
+                }
+                cur = h.prev.get();
+            }
+            Ok((bytes, count, used))
+        };
+        let used_list = if ChunkHeader::is_sentinel(current) { None } else { Some(current) };
+        let (b1, c1, used_regular) = walk(used_list, true)?;
+        let (b2, c2, _) = walk(self.spare.get(), false)?;
+        let (b3, c3, _) = walk(self.big.get(), false)?;
+        if b1 + b2 + b3 != self.reserved.get() || c1 + c2 + c3 != self.chunks.get() {
+            return Err("reserved bytes or chunk count out of step with the lists");
+        }
+        if used_regular > self.retired_used.get() {
+            return Err("retired_used below the retired chunks' use");
+        }
+        let consumed = self.retired_used.get() + (cursor - ChunkHeader::data_start(current).addr().get());
+        if consumed < self.allocated.get() {
+            return Err("more bytes allocated than consumed");
+        }
+        Ok(())
+    }
+
+    /// Whether `ptr` lies in one of this arena's chunks (data areas).
+    pub fn contains(&self, ptr: *const u8) -> bool {
+        let addr = ptr.addr();
+        let inside = |list: Option<NonNull<ChunkHeader>>| {
+            let mut cur = list;
+            while let Some(c) = cur {
+                if ChunkHeader::data_start(c).addr().get() <= addr && addr < ChunkHeader::data_end(c) {
+                    return true;
+                }
+                // SAFETY: chunks on the arena's lists are owned and live.
+                cur = unsafe { c.as_ref() }.prev.get();
+            }
+            false
+        };
+        let current = self.current.get();
+        (!ChunkHeader::is_sentinel(current) && inside(Some(current)))
+            || inside(self.spare.get())
+            || inside(self.big.get())
+    }
+}
+
+impl<P: Policy> Drop for Arena<P> {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self` in drop: nothing borrows the arena.
+        unsafe { self.reset_shared() };
+        let c = self.current.get();
+        if !ChunkHeader::is_sentinel(c) {
+            self.disown(c);
+        }
+    }
+}
+
+impl<P: Policy> core::fmt::Debug for Arena<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Arena").field("stats", &self.stats()).finish()
+    }
+}

@@ -1,0 +1,302 @@
+//! Chunks: the pieces of memory an arena bumps through.
+//!
+//! A chunk is one [`Region`] whose first [`HEADER_SIZE`] bytes hold a
+//! [`ChunkHeader`]; the data area runs from just after the header to the end
+//! of the region's usable bytes:
+//!
+//! ```text
+//! [guard?] | header (64 B) | data ........................ | [guard?]
+//!          ^ header         ^ data_start()                  ^ data_end()
+//! ```
+//!
+//! An arena links the chunks it has used through `prev` (newest first).
+//! An arena that has no chunk yet points at [`EMPTY`], a static header whose
+//! data area is empty, so the allocation fast path never tests for null: it
+//! simply finds no room and takes the slow path.
+//!
+//! Free chunks are not unmapped at once. [`release`] puts a chunk into this
+//! thread's one-chunk slot, else into the process-wide [`SlotCache`], else
+//! unmaps it; [`acquire`] looks in the same places before mapping. The slot
+//! makes `Arena::new()` + first allocation + drop free of atomics and
+//! syscalls in the steady state; the cache lets chunks move between threads.
+//! The cache is bounded in count ([`CACHE_SLOTS`]) and in bytes
+//! ([`CACHE_MAX_BYTES`]); chunks larger than [`CACHE_MAX_CHUNK`] are always
+//! unmapped.
+
+pub(crate) mod cache;
+
+use crate::region::{RawRegion, Region};
+use crate::sync::{AtomicUsize, Ordering};
+use cache::SlotCache;
+use core::cell::Cell;
+use core::ptr::NonNull;
+
+/// Bytes at the start of each chunk taken by its header; data starts here.
+pub(crate) const HEADER_SIZE: usize = 64;
+/// How many free chunks the process-wide cache holds at most.
+pub(crate) const CACHE_SLOTS: usize = 16;
+/// Largest chunk (usable bytes) that is cached rather than unmapped.
+pub(crate) const CACHE_MAX_CHUNK: usize = 4 << 20;
+/// Most bytes the process-wide cache keeps mapped.
+pub(crate) const CACHE_MAX_BYTES: usize = 32 << 20;
+
+/// The header at the start of every chunk.
+///
+/// Invariants: `data_start() <= data_end()`; both lie inside the region
+/// (`data_end` is its usable end); the header of a real chunk is at the
+/// region's first usable byte, so it is page-aligned. `used_end` is only
+/// meaningful while the chunk is in an arena's list but not current: then
+/// `data_start() <= used_end <= data_end()`.
+#[repr(C, align(64))]
+pub(crate) struct ChunkHeader {
+    /// The mapping this header lives in; `None` only for [`EMPTY`].
+    region: Option<RawRegion>,
+    /// The next older chunk of the same arena list.
+    pub(crate) prev: Cell<Option<NonNull<ChunkHeader>>>,
+    /// Where the cursor stood when the arena left this chunk.
+    pub(crate) used_end: Cell<usize>,
+}
+
+const _: () = assert!(core::mem::size_of::<ChunkHeader>() <= HEADER_SIZE);
+
+/// The static empty chunk every new arena starts on. Never written.
+struct Sentinel(ChunkHeader);
+// SAFETY: the sentinel is never written (its `Cell`s are only read, and
+// every write path checks `is_sentinel` first), so sharing it is sound.
+unsafe impl Sync for Sentinel {}
+
+static EMPTY: Sentinel = Sentinel(ChunkHeader {
+    region: None,
+    prev: Cell::new(None),
+    used_end: Cell::new(0),
+});
+
+/// The static empty chunk, as a constant for `const fn`s.
+// SAFETY: the address of a static is never null.
+pub(crate) const EMPTY_HEADER: NonNull<ChunkHeader> =
+    unsafe { NonNull::new_unchecked(&EMPTY.0 as *const ChunkHeader as *mut ChunkHeader) };
+
+/// One past the sentinel, with its provenance: the cursor and limit of an
+/// arena that owns no chunk. Zero-sized blocks may be placed here; nothing
+/// is ever read or written through it.
+// SAFETY: one past the end of a static is in bounds of it (and not null).
+pub(crate) const EMPTY_CURSOR: NonNull<u8> = unsafe { EMPTY_HEADER.add(1).cast() };
+
+/// The static empty chunk.
+#[inline]
+pub(crate) fn empty() -> NonNull<ChunkHeader> {
+    EMPTY_HEADER
+}
+
+/// See [`EMPTY_CURSOR`].
+#[inline]
+pub(crate) fn empty_cursor() -> NonNull<u8> {
+    EMPTY_CURSOR
+}
+
+impl ChunkHeader {
+    /// Whether this is the static sentinel.
+    #[inline]
+    pub(crate) fn is_sentinel(this: NonNull<ChunkHeader>) -> bool {
+        this == empty()
+    }
+
+    /// First data byte. For the sentinel: one past it.
+    #[inline]
+    pub(crate) fn data_start(this: NonNull<ChunkHeader>) -> NonNull<u8> {
+        if Self::is_sentinel(this) {
+            return empty_cursor();
+        }
+        // SAFETY: a real chunk's region holds at least a page, more than
+        // HEADER_SIZE bytes, starting at the header.
+        unsafe { this.cast::<u8>().add(HEADER_SIZE) }
+    }
+
+    /// Address one past the last data byte.
+    #[inline]
+    pub(crate) fn data_end(this: NonNull<ChunkHeader>) -> usize {
+        // SAFETY: headers in arena lists are live for as long as the arena
+        // holds them, and the sentinel is a static.
+        match unsafe { this.as_ref() }.region {
+            Some(r) => this.addr().get() + r.usable_size(),
+            None => empty_cursor().addr().get(),
+        }
+    }
+
+    /// Bytes of data the chunk can hold.
+    #[inline]
+    pub(crate) fn capacity(this: NonNull<ChunkHeader>) -> usize {
+        Self::data_end(this) - Self::data_start(this).addr().get()
+    }
+
+    /// Usable bytes of the chunk's region (header included, guards not).
+    #[inline]
+    pub(crate) fn size(this: NonNull<ChunkHeader>) -> usize {
+        // SAFETY: as in `data_end`.
+        unsafe { this.as_ref() }.region.map_or(0, |r| r.usable_size())
+    }
+
+    fn guards(this: NonNull<ChunkHeader>) -> (bool, bool) {
+        // SAFETY: as in `data_end`.
+        unsafe { this.as_ref() }.region.map_or((false, false), |r| r.guards())
+    }
+}
+
+/// What kind of chunk an arena needs: data capacity and guard pages.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChunkRequest {
+    /// Smallest acceptable usable size (header included), in bytes.
+    pub(crate) min_size: usize,
+    /// Size to map when no cached chunk fits (at least `min_size`).
+    pub(crate) map_size: usize,
+    /// Guard pages below and above the chunk.
+    pub(crate) guards: bool,
+}
+
+/// The key kept in a cached pointer's low bits: bit 0 says guarded, bits
+/// 1.. hold floor(log2(size / page)), so that `size >= page << key` .
+fn key_of(size: usize, guards: bool) -> usize {
+    let pages = size / crate::sys::page_size();
+    let log = usize::BITS - 1 - pages.max(1).leading_zeros();
+    ((log as usize) << 1) | guards as usize
+}
+
+fn key_accepts(key: usize, req: &ChunkRequest) -> bool {
+    let guards = key & 1 == 1;
+    let lower_bound = crate::sys::page_size() << (key >> 1);
+    guards == req.guards && lower_bound >= req.min_size
+}
+
+/// Bits of a page-aligned pointer free for the key.
+const KEY_MASK: usize = 0xfff;
+
+static CACHE: SlotCache<CACHE_SLOTS> = SlotCache::new();
+static CACHED_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// This thread's one free chunk, returned to the process-wide cache when
+/// the thread exits.
+struct LocalSlot(Cell<Option<NonNull<ChunkHeader>>>);
+
+impl Drop for LocalSlot {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            release_shared(c);
+        }
+    }
+}
+
+std::thread_local! {
+    static LOCAL: LocalSlot = const { LocalSlot(Cell::new(None)) };
+}
+
+fn fits(c: NonNull<ChunkHeader>, req: &ChunkRequest) -> bool {
+    let (low, high) = ChunkHeader::guards(c);
+    ChunkHeader::size(c) >= req.min_size && (low && high) == req.guards
+}
+
+/// Turns a free chunk back into a fresh, unlinked one.
+fn renew(c: NonNull<ChunkHeader>) -> NonNull<ChunkHeader> {
+    // SAFETY: the chunk is owned by the caller (just taken from a cache).
+    let h = unsafe { c.as_ref() };
+    h.prev.set(None);
+    h.used_end.set(ChunkHeader::data_start(c).addr().get());
+    c
+}
+
+/// A chunk for `req`: from this thread's slot, the process-wide cache, or a
+/// new mapping. `None` if the mapping fails.
+pub(crate) fn acquire(req: ChunkRequest) -> Option<NonNull<ChunkHeader>> {
+    // The thread's slot: no atomics. `try_with` fails during thread teardown.
+    let local = LOCAL
+        .try_with(|slot| match slot.0.get() {
+            Some(c) if fits(c, &req) => slot.0.take(),
+            _ => None,
+        })
+        .ok()
+        .flatten();
+    if let Some(c) = local {
+        return Some(renew(c));
+    }
+    if req.min_size <= CACHE_MAX_CHUNK {
+        if let Some(p) = CACHE.pop(|p| key_accepts(p.addr() & KEY_MASK, &req)) {
+            let c = p.map_addr(|a| a & !KEY_MASK).cast::<ChunkHeader>();
+            // SAFETY: only non-null chunk pointers are pushed.
+            let c = unsafe { NonNull::new_unchecked(c) };
+            // Relaxed: a statistic and budget, not a synchronisation point.
+            CACHED_BYTES.fetch_sub(ChunkHeader::size(c), Ordering::Relaxed);
+            return Some(renew(c));
+        }
+    }
+    map(req.map_size.max(req.min_size), req.guards).ok()
+}
+
+/// Maps a new chunk of `size` usable bytes (a multiple of the page size).
+pub(crate) fn map(size: usize, guards: bool) -> std::io::Result<NonNull<ChunkHeader>> {
+    let region = Region::new(size, guards, guards)?;
+    let at = region.start().cast::<ChunkHeader>();
+    let header = ChunkHeader {
+        region: Some(region.into_raw()),
+        prev: Cell::new(None),
+        used_end: Cell::new(0),
+    };
+    // SAFETY: the region's first usable page is ours, writable, page-aligned
+    // (so aligned for the header) and larger than the header.
+    unsafe { at.as_ptr().write(header) };
+    Ok(renew(at))
+}
+
+/// Gives a chunk this arena no longer uses back: to this thread's slot, the
+/// process-wide cache, or the OS.
+pub(crate) fn release(c: NonNull<ChunkHeader>) {
+    debug_assert!(!ChunkHeader::is_sentinel(c));
+    let c = LOCAL
+        .try_with(|slot| match slot.0.get() {
+            None if ChunkHeader::size(c) <= CACHE_MAX_CHUNK => {
+                slot.0.set(Some(c));
+                None
+            }
+            _ => Some(c),
+        })
+        .unwrap_or(Some(c));
+    if let Some(c) = c {
+        release_shared(c);
+    }
+}
+
+/// Gives a chunk to the process-wide cache, or unmaps it.
+fn release_shared(c: NonNull<ChunkHeader>) {
+    let size = ChunkHeader::size(c);
+    if size <= CACHE_MAX_CHUNK {
+        // Relaxed: the byte budget is approximate under races; it bounds
+        // the cache, it does not guard memory.
+        let before = CACHED_BYTES.fetch_add(size, Ordering::Relaxed);
+        if before + size <= CACHE_MAX_BYTES {
+            let (low, high) = ChunkHeader::guards(c);
+            let key = key_of(size, low && high);
+            let tagged = c.as_ptr().cast::<u8>().map_addr(|a| a | key);
+            if CACHE.push(tagged).is_ok() {
+                return;
+            }
+        }
+        CACHED_BYTES.fetch_sub(size, Ordering::Relaxed);
+    }
+    unmap(c);
+}
+
+/// Unmaps a chunk.
+pub(crate) fn unmap(c: NonNull<ChunkHeader>) {
+    // SAFETY: the caller owns `c`, a live header.
+    let Some(raw) = (unsafe { c.as_ref() }).region else {
+        debug_assert!(false, "unmap of the sentinel");
+        return;
+    };
+    // SAFETY: `raw` came from `Region::into_raw` in `map` and is taken back
+    // exactly once, here, when the chunk leaves the crate's hands.
+    drop(unsafe { Region::from_raw(raw) });
+}
+
+/// Bytes and chunks held by the process-wide cache (a racy snapshot).
+#[allow(dead_code)]
+pub(crate) fn cache_stats() -> (usize, usize) {
+    (CACHE.len(), CACHED_BYTES.load(Ordering::Relaxed))
+}

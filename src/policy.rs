@@ -1,0 +1,86 @@
+//! Compile-time policies: what an arena checks and how it lays out memory.
+//!
+//! A [`Policy`] is a set of associated consts read by the arena code; a
+//! feature that is off is removed by the compiler (`if P::CANARIES { .. }`
+//! with a `false` const is dead code), so [`Fast`] pays nothing for what
+//! [`Safe`] and [`Debug`] do. The trait is sealed: the set of policies is
+//! part of the crate's tested surface, and every test runs once per policy.
+//!
+//! | policy  | min align | guard pages | canaries | poison | leak tracking | log |
+//! |---------|-----------|-------------|----------|--------|---------------|-----|
+//! | `Fast`  | 8         | no          | no       | no     | no            | no  |
+//! | `Safe`  | 8         | each chunk  | yes      | yes    | no            | no  |
+//! | `Debug` | 8         | each chunk  | yes      | yes    | yes           | yes |
+//!
+//! Canaries, leak tracking and the log hook are wired in later; today
+//! `POISON` fills memory released by `reset` and scope exit.
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A compile-time arena policy. Sealed: use [`Fast`], [`Safe`] or [`Debug`].
+pub trait Policy: sealed::Sealed + Send + Sync + 'static {
+    /// Every block starts and ends on a multiple of this (a power of two);
+    /// the cursor is always aligned to it, so requests at or below it need
+    /// no padding arithmetic on the fast path.
+    const MIN_ALIGN: usize;
+    /// A guard page below and above every chunk.
+    const GUARD_PAGES: bool;
+    /// Size of an arena's first chunk, header included (bytes).
+    const MIN_CHUNK_SIZE: usize;
+    /// A canary after every block, checked on reset, drop and scope exit.
+    const CANARIES: bool;
+    /// Fill released memory with [`POISON_BYTE`](Policy::POISON_BYTE).
+    const POISON: bool;
+    /// The byte released memory is filled with.
+    const POISON_BYTE: u8 = 0xDE;
+    /// Record live blocks for leak reports.
+    const TRACK_LEAKS: bool;
+    /// Call the operation log hook.
+    const LOG_EVENTS: bool;
+}
+
+/// The default: no checks, no guards, the shortest fast path.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Fast;
+/// Guard pages around every chunk and canaries after blocks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Safe;
+/// Everything on: guards, canaries, poisoning, leak tracking, log hook.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Debug;
+
+impl sealed::Sealed for Fast {}
+impl sealed::Sealed for Safe {}
+impl sealed::Sealed for Debug {}
+
+impl Policy for Fast {
+    const MIN_ALIGN: usize = 8;
+    const GUARD_PAGES: bool = false;
+    const MIN_CHUNK_SIZE: usize = 16 << 10;
+    const CANARIES: bool = false;
+    const POISON: bool = false;
+    const TRACK_LEAKS: bool = false;
+    const LOG_EVENTS: bool = false;
+}
+
+impl Policy for Safe {
+    const MIN_ALIGN: usize = 8;
+    const GUARD_PAGES: bool = true;
+    const MIN_CHUNK_SIZE: usize = 16 << 10;
+    const CANARIES: bool = true;
+    const POISON: bool = true;
+    const TRACK_LEAKS: bool = false;
+    const LOG_EVENTS: bool = false;
+}
+
+impl Policy for Debug {
+    const MIN_ALIGN: usize = 8;
+    const GUARD_PAGES: bool = true;
+    const MIN_CHUNK_SIZE: usize = 16 << 10;
+    const CANARIES: bool = true;
+    const POISON: bool = true;
+    const TRACK_LEAKS: bool = true;
+    const LOG_EVENTS: bool = true;
+}

@@ -1,0 +1,93 @@
+//! A stand-in for `mmap` under Miri: mappings come from `std::alloc` with
+//! page alignment. Guards and protection are recorded, not enforced; Miri
+//! still reports any access outside a live allocation.
+
+use super::GuardKind;
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::io;
+use std::ptr::NonNull;
+
+const PAGE: usize = 4096;
+
+/// The size of a page, in bytes.
+pub fn page_size() -> usize {
+    PAGE
+}
+
+fn layout(size: usize) -> io::Result<Layout> {
+    Layout::from_size_align(size, PAGE).map_err(|_| io::Error::from_raw_os_error(libc::ENOMEM))
+}
+
+/// Maps `size` bytes readable, writable and zero-filled.
+pub fn map(size: usize) -> io::Result<NonNull<u8>> {
+    let layout = layout(size)?;
+    // SAFETY: the contract makes `size` non-zero.
+    let p = unsafe { alloc_zeroed(layout) };
+    NonNull::new(p).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))
+}
+
+/// Reserves `size` bytes (accessible here: Miri cannot model no-access).
+#[allow(dead_code)]
+pub fn reserve(size: usize) -> io::Result<NonNull<u8>> {
+    map(size)
+}
+
+/// # Safety
+/// `ptr..ptr + size` lies in a mapping the caller owns.
+#[allow(dead_code)]
+pub unsafe fn commit(_ptr: NonNull<u8>, _size: usize) -> io::Result<()> {
+    Ok(())
+}
+
+/// Writes zeros, as the next touch after `MADV_DONTNEED` would read.
+///
+/// # Safety
+/// `ptr..ptr + size` lies in a mapping the caller owns.
+#[allow(dead_code)]
+pub unsafe fn decommit(ptr: NonNull<u8>, size: usize) -> io::Result<()> {
+    // SAFETY: the caller owns the range, which is writable here.
+    unsafe { ptr.as_ptr().write_bytes(0, size) };
+    Ok(())
+}
+
+/// # Safety
+/// `ptr..ptr + size` lies in a mapping the caller owns.
+#[allow(dead_code)]
+pub unsafe fn protect(_ptr: NonNull<u8>, _size: usize) -> io::Result<()> {
+    Ok(())
+}
+
+/// # Safety
+/// `ptr..ptr + size` lies in a mapping the caller owns.
+pub unsafe fn guard(_ptr: NonNull<u8>, _size: usize) -> io::Result<GuardKind> {
+    Ok(GuardKind::Recorded)
+}
+
+/// # Safety
+/// `ptr..ptr + size` lies in a mapping the caller owns.
+#[allow(dead_code)]
+pub unsafe fn unguard(_ptr: NonNull<u8>, _size: usize, _kind: GuardKind) -> io::Result<()> {
+    Ok(())
+}
+
+/// Guard markers are never in use under Miri.
+#[allow(dead_code)]
+pub fn guard_markers() -> Option<bool> {
+    Some(false)
+}
+
+/// # Safety
+/// `ptr` came from [`map`] or [`reserve`] with this `size`, and nothing
+/// refers to it any more.
+pub unsafe fn release(ptr: NonNull<u8>, size: usize) -> io::Result<()> {
+    // SAFETY: by the caller's promise, `ptr` was allocated with this layout.
+    unsafe { dealloc(ptr.as_ptr(), layout(size)?) };
+    Ok(())
+}
+
+/// Writes `msg` to standard error.
+#[allow(dead_code)]
+pub fn write_stderr(msg: &[u8]) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(msg);
+}

@@ -1,0 +1,48 @@
+//! The platform layer: the only code that names `libc` or a `target_os`.
+//!
+//! # Contract
+//!
+//! Every function here keeps these rules, and the layers above rely on them
+//! instead of on what the platform is:
+//!
+//! - Addresses and sizes passed in and returned are multiples of
+//!   [`page_size()`], and sizes are never zero.
+//! - A failure returns the OS reason as an [`std::io::Error`] (its `errno`)
+//!   and leaves the pages as they were; nothing here panics or allocates
+//!   through the global allocator, so the global allocator may call it.
+//! - [`map`] returns readable, writable, zero-filled pages; [`reserve`]
+//!   returns address space with no access; [`commit`] opens pages for reading
+//!   and writing; [`decommit`] gives the physical pages back while keeping the
+//!   address range readable and writable (the next touch sees zeros);
+//!   [`protect`] removes all access; [`guard`] makes pages fault on any access,
+//!   with `MADV_GUARD_INSTALL` where the kernel accepts it (no extra VMA) and
+//!   `mprotect(PROT_NONE)` otherwise; [`release`] returns the range to the OS.
+//! - The upper layers ask questions ([`guard_markers`], [`page_size`])
+//!   rather than testing the platform themselves.
+//!
+//! Under Miri, which cannot model `mmap` or `mprotect`, `heap.rs` stands in:
+//! mappings come from `std::alloc` with page alignment, guards and
+//! protection are recorded but not enforced, and decommit writes zeros.
+
+#[cfg(not(miri))]
+mod unix;
+#[cfg(not(miri))]
+pub(crate) use unix::*;
+
+#[cfg(miri)]
+mod heap;
+#[cfg(miri)]
+pub(crate) use heap::*;
+
+/// How guard pages were installed, so they can be removed the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuardKind {
+    /// `MADV_GUARD_INSTALL` markers in the page tables (Linux 6.13+): the
+    /// pages stay part of the surrounding VMA.
+    Marker,
+    /// `mprotect(PROT_NONE)`: splits the VMA.
+    Protect,
+    /// Not enforced (Miri's heap stand-in).
+    #[cfg_attr(not(miri), allow(dead_code))]
+    Recorded,
+}

@@ -1,0 +1,189 @@
+//! `mmap`, `mprotect` and `madvise` for Linux and other Unix systems.
+
+use super::GuardKind;
+use crate::sync::{AtomicUsize, Ordering};
+use std::io;
+use std::ptr::NonNull;
+
+/// `MADV_GUARD_INSTALL` / `MADV_GUARD_REMOVE` from Linux 6.13's uapi headers;
+/// named here because the libc crate may not carry them yet.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const MADV_GUARD_REMOVE: libc::c_int = 103;
+
+/// 0: not asked yet; 1: the kernel takes guard markers; 2: it does not.
+static GUARD_MARKERS: AtomicUsize = AtomicUsize::new(0);
+/// The page size, read once (0 until then).
+static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+fn last_error() -> io::Error {
+    io::Error::last_os_error()
+}
+
+/// The size of a page, in bytes.
+#[inline]
+pub fn page_size() -> usize {
+    // Relaxed: the value is the same whichever thread reads it first.
+    let cached = PAGE_SIZE.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let raw = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let page = if raw > 0 { raw as usize } else { 4096 };
+    PAGE_SIZE.store(page, Ordering::Relaxed);
+    page
+}
+
+fn mmap(size: usize, prot: libc::c_int) -> io::Result<NonNull<u8>> {
+    // SAFETY: an anonymous private mapping at an address of the kernel's
+    // choosing touches no existing memory.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            size,
+            prot,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(last_error());
+    }
+    NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))
+}
+
+/// Maps `size` bytes readable, writable and zero-filled.
+pub fn map(size: usize) -> io::Result<NonNull<u8>> {
+    mmap(size, libc::PROT_READ | libc::PROT_WRITE)
+}
+
+/// Reserves `size` bytes of address space with no access.
+#[allow(dead_code)]
+pub fn reserve(size: usize) -> io::Result<NonNull<u8>> {
+    mmap(size, libc::PROT_NONE)
+}
+
+fn mprotect(ptr: NonNull<u8>, size: usize, prot: libc::c_int) -> io::Result<()> {
+    // SAFETY: the caller (an unsafe fn of this module) guarantees that the
+    // range is a mapping it owns; mprotect on it affects nothing else.
+    let r = unsafe { libc::mprotect(ptr.as_ptr().cast(), size, prot) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(last_error())
+    }
+}
+
+fn madvise(ptr: NonNull<u8>, size: usize, advice: libc::c_int) -> io::Result<()> {
+    // SAFETY: as for `mprotect`: the caller owns the range.
+    let r = unsafe { libc::madvise(ptr.as_ptr().cast(), size, advice) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(last_error())
+    }
+}
+
+/// Opens `size` bytes at `ptr` for reading and writing.
+///
+/// # Safety
+/// `ptr..ptr + size` is page-aligned and part of a mapping the caller owns.
+#[allow(dead_code)]
+pub unsafe fn commit(ptr: NonNull<u8>, size: usize) -> io::Result<()> {
+    mprotect(ptr, size, libc::PROT_READ | libc::PROT_WRITE)
+}
+
+/// Gives back the physical pages of `ptr..ptr + size`; the range stays
+/// accessible and reads as zeros afterwards.
+///
+/// # Safety
+/// As for [`commit`]; in addition nothing may rely on the range's contents.
+#[allow(dead_code)]
+pub unsafe fn decommit(ptr: NonNull<u8>, size: usize) -> io::Result<()> {
+    madvise(ptr, size, libc::MADV_DONTNEED)
+}
+
+/// Removes all access from `ptr..ptr + size`.
+///
+/// # Safety
+/// As for [`commit`]; in addition nothing may access the range until it is
+/// committed again.
+#[allow(dead_code)]
+pub unsafe fn protect(ptr: NonNull<u8>, size: usize) -> io::Result<()> {
+    mprotect(ptr, size, libc::PROT_NONE)
+}
+
+/// Makes any access to `ptr..ptr + size` fault.
+///
+/// # Safety
+/// As for [`protect`].
+pub unsafe fn guard(ptr: NonNull<u8>, size: usize) -> io::Result<GuardKind> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // Relaxed: a stale 0 only means asking the kernel once more.
+        if GUARD_MARKERS.load(Ordering::Relaxed) != 2 {
+            match madvise(ptr, size, MADV_GUARD_INSTALL) {
+                Ok(()) => {
+                    GUARD_MARKERS.store(1, Ordering::Relaxed);
+                    return Ok(GuardKind::Marker);
+                }
+                // EINVAL: the kernel does not know the advice (before 6.13).
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    GUARD_MARKERS.store(2, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    mprotect(ptr, size, libc::PROT_NONE).map(|()| GuardKind::Protect)
+}
+
+/// Undoes [`guard`]: the range becomes readable and writable again.
+///
+/// # Safety
+/// `ptr..ptr + size` was guarded by [`guard`], which returned `kind`.
+#[allow(dead_code)]
+pub unsafe fn unguard(ptr: NonNull<u8>, size: usize, kind: GuardKind) -> io::Result<()> {
+    match kind {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        GuardKind::Marker => madvise(ptr, size, MADV_GUARD_REMOVE),
+        _ => mprotect(ptr, size, libc::PROT_READ | libc::PROT_WRITE),
+    }
+}
+
+/// Whether guard markers are in use (for tests and stats): `Some(true)` once
+/// the kernel accepted one, `Some(false)` once it refused, `None` before.
+#[allow(dead_code)]
+pub fn guard_markers() -> Option<bool> {
+    match GUARD_MARKERS.load(Ordering::Relaxed) {
+        1 => Some(true),
+        2 => Some(false),
+        _ => None,
+    }
+}
+
+/// Returns `ptr..ptr + size` to the OS.
+///
+/// # Safety
+/// The range is a whole mapping (or a page-aligned part of one) that the
+/// caller owns and that nothing refers to any more.
+pub unsafe fn release(ptr: NonNull<u8>, size: usize) -> io::Result<()> {
+    // SAFETY: the caller hands over the range.
+    let r = unsafe { libc::munmap(ptr.as_ptr().cast(), size) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(last_error())
+    }
+}
+
+/// Writes `msg` to standard error with one `write(2)`, allocating nothing.
+#[allow(dead_code)]
+pub fn write_stderr(msg: &[u8]) {
+    // SAFETY: `msg` is a valid slice; a short or failed write is ignored,
+    // since this is the last thing said before an abort.
+    let _ = unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+}

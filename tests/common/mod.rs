@@ -1,0 +1,67 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::ops::Range;
+
+/// Instantiates generic test functions `fn name<P: Policy>()` once per
+/// policy, in modules `fast`, `safe` and `debug`.
+#[macro_export]
+macro_rules! per_policy {
+    ($($name:ident),* $(,)?) => {
+        mod fast {
+            $( #[test] fn $name() { super::$name::<fiberalloc::policy::Fast>() } )*
+        }
+        mod safe {
+            $( #[test] fn $name() { super::$name::<fiberalloc::policy::Safe>() } )*
+        }
+        mod debug {
+            $( #[test] fn $name() { super::$name::<fiberalloc::policy::Debug>() } )*
+        }
+    };
+}
+
+/// A deterministic byte pattern for block `id` at offset `i`.
+pub fn pattern(id: usize, i: usize) -> u8 {
+    (id.wrapping_mul(31).wrapping_add(i.wrapping_mul(7)) % 251) as u8
+}
+
+/// Fills a block with its pattern.
+///
+/// # Safety
+/// `ptr..ptr + len` is writable.
+pub unsafe fn fill(ptr: *mut u8, len: usize, id: usize) {
+    for i in 0..len {
+        // SAFETY: in bounds by the caller's promise.
+        unsafe { ptr.add(i).write(pattern(id, i)) };
+    }
+}
+
+/// Checks a block still holds its pattern.
+///
+/// # Safety
+/// `ptr..ptr + len` is readable.
+pub unsafe fn check(ptr: *const u8, len: usize, id: usize) {
+    for i in 0..len {
+        // SAFETY: in bounds by the caller's promise.
+        let b = unsafe { ptr.add(i).read() };
+        assert_eq!(b, pattern(id, i), "block {id} byte {i} changed");
+    }
+}
+
+/// Asserts that no two non-empty ranges overlap.
+pub fn assert_disjoint(mut ranges: Vec<Range<usize>>) {
+    ranges.retain(|r| !r.is_empty());
+    ranges.sort_by_key(|r| r.start);
+    for w in ranges.windows(2) {
+        assert!(w[0].end <= w[1].start, "blocks overlap: {:#x?} and {:#x?}", w[0], w[1]);
+    }
+}
+
+/// Test sizes scaled down under Miri, which runs about 1000x slower.
+pub fn scale(n: usize) -> usize {
+    if cfg!(miri) {
+        (n / 100).max(4)
+    } else {
+        n
+    }
+}
