@@ -315,7 +315,9 @@ impl<P: Policy> Arena<P> {
             let b = align::bump_up(start.addr().get(), ChunkHeader::data_end(c), size, align, P::MIN_ALIGN)
                 .ok_or(AllocError)?;
             // SAFETY: the header is ours and not the sentinel.
-            unsafe { c.as_ref() }.prev.set(self.big.get());
+            let h = unsafe { c.as_ref() };
+            h.prev.set(self.big.get());
+            h.used_end.set(b.end);
             self.big.set(Some(c));
             self.retired_used.set(self.retired_used.get() + (b.end - start.addr().get()));
             self.allocated.set(self.allocated.get() + size);
@@ -621,8 +623,8 @@ impl<P: Policy> Arena<P> {
         f(guard.0)
     }
 
-    /// Frees everything: keeps the largest chunk for reuse and gives the
-    /// others back.
+    /// Frees everything: keeps the largest chunk (an oversized one
+    /// included) for reuse and gives the others back.
     pub fn reset(&mut self) {
         // SAFETY: `&mut self` proves no block is borrowed any more.
         unsafe { self.reset_shared() }
@@ -635,7 +637,7 @@ impl<P: Policy> Arena<P> {
     /// is open.
     pub(crate) unsafe fn reset_shared(&self) {
         self.note_peak();
-        // Pick the largest regular chunk (used or spare) to keep.
+        // Pick the largest chunk (used, spare or big) to keep.
         let mut keep: Option<NonNull<ChunkHeader>> = None;
         let mut release_list = |list: Option<NonNull<ChunkHeader>>, first_used_end: Option<usize>| {
             let mut cur = list;
@@ -666,12 +668,10 @@ impl<P: Policy> Arena<P> {
             release_list(Some(current), Some(self.cursor.get().addr().get()));
         }
         release_list(self.spare.take(), None);
-        let mut b = self.big.take();
-        while let Some(c) = b {
-            // SAFETY: big chunks are owned and live.
-            b = unsafe { c.as_ref() }.prev.get();
-            self.disown(c);
-        }
+        let big = self.big.take();
+        // SAFETY: big chunks are owned and live; their `used_end` is set
+        // when they are made.
+        release_list(big, big.map(|c| unsafe { c.as_ref() }.used_end.get()));
         self.current.set(chunk::empty());
         self.cursor.set(chunk::empty_cursor());
         self.limit.set(chunk::empty_cursor());

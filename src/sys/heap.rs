@@ -14,7 +14,14 @@ pub fn page_size() -> usize {
     PAGE
 }
 
+/// Largest mapping the stand-in makes: Miri stops the program rather than
+/// fail on an allocation much larger than this, while mmap would say ENOMEM.
+const MAX_MAPPING: usize = 1 << 32;
+
 fn layout(size: usize) -> io::Result<Layout> {
+    if size > MAX_MAPPING {
+        return Err(io::Error::from_raw_os_error(libc::ENOMEM));
+    }
     Layout::from_size_align(size, PAGE).map_err(|_| io::Error::from_raw_os_error(libc::ENOMEM))
 }
 
