@@ -1,1 +1,297 @@
-fn main() {}
+//! `Arena` side by side with bumpalo, bump-scope, blink-alloc and std on
+//! the System allocator. Each group is one row of the table in
+//! `benches/README.md`; `scripts/bench-table.py arena` prints it.
+//!
+//! Run: `cargo bench -p fiberalloc-benches --bench arena`
+
+use allocator_api2::vec::Vec as AVec;
+use bump_scope::traits::BumpAllocatorTyped;
+use core::alloc::Layout;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use fiberalloc::Arena;
+use fiberalloc_benches::runtime_sizes;
+use std::hint::black_box;
+
+/// Allocations per timed iteration of the per-allocation rows; the arena is
+/// reset after each batch (the reset is inside the timing, amortised).
+const BATCH: usize = 10_000;
+/// Bytes pushed in the `Vec` rows.
+const PUSHES: usize = 1_000_000;
+
+fn typed_u64(c: &mut Criterion) {
+    let mut g = c.benchmark_group("typed_u64");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function("fiberalloc", |b| {
+        let mut a: Arena = Arena::new();
+        b.iter(|| {
+            for i in 0..BATCH {
+                black_box(a.alloc(black_box(i as u64)));
+            }
+            a.reset();
+        })
+    });
+    g.bench_function("bumpalo", |b| {
+        let mut a = bumpalo::Bump::new();
+        b.iter(|| {
+            for i in 0..BATCH {
+                black_box(a.alloc(black_box(i as u64)));
+            }
+            a.reset();
+        })
+    });
+    g.bench_function("bump-scope", |b| {
+        let mut a: bump_scope::Bump = bump_scope::Bump::new();
+        b.iter(|| {
+            for i in 0..BATCH {
+                black_box(a.alloc(black_box(i as u64)).into_mut());
+            }
+            a.reset();
+        })
+    });
+    g.bench_function("blink-alloc", |b| {
+        let mut a = blink_alloc::Blink::new();
+        b.iter(|| {
+            for i in 0..BATCH {
+                black_box(a.put(black_box(i as u64)));
+            }
+            a.reset();
+        })
+    });
+    g.bench_function("std", |b| {
+        let mut keep: Vec<Box<u64>> = Vec::with_capacity(BATCH);
+        b.iter(|| {
+            for i in 0..BATCH {
+                keep.push(Box::new(black_box(i as u64)));
+            }
+            keep.clear();
+        })
+    });
+    g.finish();
+}
+
+fn runtime_layout(c: &mut Criterion) {
+    let layouts: Vec<Layout> =
+        runtime_sizes(BATCH).into_iter().map(|s| Layout::from_size_align(s, 8).unwrap()).collect();
+    let layouts = &layouts;
+    let mut g = c.benchmark_group("runtime_layout");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function("fiberalloc", |b| {
+        let mut a: Arena = Arena::new();
+        b.iter(|| {
+            for &l in layouts {
+                black_box(a.alloc_layout(black_box(l)));
+            }
+            a.reset();
+        })
+    });
+    g.bench_function("bumpalo", |b| {
+        let mut a = bumpalo::Bump::new();
+        b.iter(|| {
+            for &l in layouts {
+                black_box(a.alloc_layout(black_box(l)));
+            }
+            a.reset();
+        })
+    });
+    g.bench_function("bump-scope", |b| {
+        let mut a: bump_scope::Bump = bump_scope::Bump::new();
+        b.iter(|| {
+            for &l in layouts {
+                black_box(a.allocate_layout(black_box(l)));
+            }
+            a.reset();
+        })
+    });
+    g.bench_function("blink-alloc", |b| {
+        let mut a = blink_alloc::BlinkAlloc::new();
+        b.iter(|| {
+            for &l in layouts {
+                black_box(a.allocate(black_box(l)).unwrap());
+            }
+            a.reset();
+        })
+    });
+    g.bench_function("std", |b| {
+        let mut keep: Vec<(*mut u8, Layout)> = Vec::with_capacity(BATCH);
+        b.iter(|| {
+            for &l in layouts {
+                // SAFETY: the layouts are non-zero-sized.
+                keep.push((unsafe { std::alloc::alloc(black_box(l)) }, l));
+            }
+            for (p, l) in keep.drain(..) {
+                // SAFETY: allocated just above with this layout.
+                unsafe { std::alloc::dealloc(p, l) };
+            }
+        })
+    });
+    g.finish();
+}
+
+/// Pushes `PUSHES` bytes, optionally with `reserve_exact(1)` before each.
+macro_rules! push_bytes {
+    ($v:expr, $exact:expr) => {{
+        let mut v = $v;
+        for i in 0..PUSHES {
+            if $exact {
+                v.reserve_exact(1);
+            }
+            v.push(black_box(i as u8));
+        }
+        black_box(&v);
+    }};
+}
+
+fn vec_push(c: &mut Criterion, exact: bool) {
+    let name = if exact { "vec_push_reserve_exact" } else { "vec_push" };
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Elements(PUSHES as u64));
+    if exact {
+        // bumpalo's quadratic growth makes one iteration ~0.1 s.
+        g.sample_size(10);
+    }
+    g.bench_function("fiberalloc", |b| {
+        let mut a: Arena = Arena::new();
+        b.iter(|| {
+            push_bytes!(AVec::<u8, _>::new_in(&a), exact);
+            a.reset();
+        })
+    });
+    g.bench_function("bumpalo", |b| {
+        let mut a = bumpalo::Bump::new();
+        b.iter(|| {
+            push_bytes!(bumpalo::collections::Vec::<u8>::new_in(&a), exact);
+            a.reset();
+        })
+    });
+    g.bench_function("bump-scope", |b| {
+        let mut a: bump_scope::Bump = bump_scope::Bump::new();
+        b.iter(|| {
+            push_bytes!(bump_scope::BumpVec::<u8, _>::new_in(&a), exact);
+            a.reset();
+        })
+    });
+    g.bench_function("blink-alloc", |b| {
+        let mut a = blink_alloc::BlinkAlloc::new();
+        b.iter(|| {
+            push_bytes!(allocator_api2_04::vec::Vec::<u8, _>::new_in(&a), exact);
+            a.reset();
+        })
+    });
+    g.bench_function("std", |b| b.iter(|| push_bytes!(Vec::<u8>::new(), exact)));
+    g.finish();
+}
+
+fn vec_pushes(c: &mut Criterion) {
+    vec_push(c, false);
+    vec_push(c, true);
+}
+
+/// Bytes allocated (in 1 KiB blocks) before the timed reset.
+const RESET_FILL: usize = 1 << 20;
+
+fn reset_after_1mib(c: &mut Criterion) {
+    let blocks = RESET_FILL / 1024;
+    let mut g = c.benchmark_group("reset_1mib");
+    g.bench_function("fiberalloc", |b| {
+        let setup = || {
+            let mut a: Arena = Arena::new();
+            for _ in 0..2 {
+                for _ in 0..blocks {
+                    a.alloc([0u8; 1024]);
+                }
+                a.reset();
+            }
+            for _ in 0..blocks {
+                a.alloc([0u8; 1024]);
+            }
+            a
+        };
+        b.iter_batched_ref(setup, |a| a.reset(), BatchSize::SmallInput)
+    });
+    g.bench_function("bumpalo", |b| {
+        let setup = || {
+            let mut a = bumpalo::Bump::new();
+            for _ in 0..2 {
+                for _ in 0..blocks {
+                    a.alloc([0u8; 1024]);
+                }
+                a.reset();
+            }
+            for _ in 0..blocks {
+                a.alloc([0u8; 1024]);
+            }
+            a
+        };
+        b.iter_batched_ref(setup, |a| a.reset(), BatchSize::SmallInput)
+    });
+    g.bench_function("bump-scope", |b| {
+        let setup = || {
+            let mut a: bump_scope::Bump = bump_scope::Bump::new();
+            for _ in 0..2 {
+                for _ in 0..blocks {
+                    a.alloc([0u8; 1024]);
+                }
+                a.reset();
+            }
+            for _ in 0..blocks {
+                a.alloc([0u8; 1024]);
+            }
+            a
+        };
+        b.iter_batched_ref(setup, |a| a.reset(), BatchSize::SmallInput)
+    });
+    g.bench_function("blink-alloc", |b| {
+        let setup = || {
+            let mut a = blink_alloc::Blink::new();
+            for _ in 0..2 {
+                for _ in 0..blocks {
+                    a.put([0u8; 1024]);
+                }
+                a.reset();
+            }
+            for _ in 0..blocks {
+                a.put([0u8; 1024]);
+            }
+            a
+        };
+        b.iter_batched_ref(setup, |a| a.reset(), BatchSize::SmallInput)
+    });
+    g.finish();
+}
+
+fn warm_up(c: &mut Criterion) {
+    let mut g = c.benchmark_group("warm_up");
+    g.bench_function("fiberalloc", |b| {
+        b.iter(|| {
+            let a: Arena = Arena::new();
+            black_box(a.alloc(black_box(1u64)));
+        })
+    });
+    g.bench_function("bumpalo", |b| {
+        b.iter(|| {
+            let a = bumpalo::Bump::new();
+            black_box(a.alloc(black_box(1u64)));
+        })
+    });
+    g.bench_function("bump-scope", |b| {
+        b.iter(|| {
+            let a: bump_scope::Bump = bump_scope::Bump::new();
+            black_box(a.alloc(black_box(1u64)).into_mut());
+        })
+    });
+    g.bench_function("blink-alloc", |b| {
+        b.iter(|| {
+            let a = blink_alloc::Blink::new();
+            black_box(a.put(black_box(1u64)));
+        })
+    });
+    g.bench_function("std", |b| b.iter(|| black_box(Box::new(black_box(1u64)))));
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = fiberalloc_benches::criterion();
+    targets = typed_u64, runtime_layout, vec_pushes, reset_after_1mib, warm_up
+}
+criterion_main!(benches);

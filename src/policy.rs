@@ -6,11 +6,11 @@
 //! [`Safe`] and [`Debug`] do. The trait is sealed: the set of policies is
 //! part of the crate's tested surface, and every test runs once per policy.
 //!
-//! | policy  | min align | guard pages | canaries | poison | leak tracking | log |
-//! |---------|-----------|-------------|----------|--------|---------------|-----|
-//! | `Fast`  | 8         | no          | no       | no     | no            | no  |
-//! | `Safe`  | 8         | each chunk  | yes      | yes    | no            | no  |
-//! | `Debug` | 8         | each chunk  | yes      | yes    | yes           | yes |
+//! | policy  | min align | guard pages | counts allocations | canaries | poison | leak tracking | log |
+//! |---------|-----------|-------------|--------------------|----------|--------|---------------|-----|
+//! | `Fast`  | 8         | no          | no                 | no       | no     | no            | no  |
+//! | `Safe`  | 8         | each chunk  | yes                | yes      | yes    | no            | no  |
+//! | `Debug` | 8         | each chunk  | yes                | yes      | yes    | yes           | yes |
 //!
 //! Canaries, leak tracking and the log hook are wired in later; today
 //! `POISON` fills memory released by `reset` and scope exit.
@@ -27,6 +27,9 @@ pub trait Policy: sealed::Sealed + Send + Sync + 'static {
     const MIN_ALIGN: usize;
     /// A guard page below and above every chunk.
     const GUARD_PAGES: bool;
+    /// Count allocations for `Stats::allocation_count` (a memory increment
+    /// on the fast path; off under `Fast`, where the count stays 0).
+    const COUNT_ALLOCATIONS: bool;
     /// Size of an arena's first chunk, header included (bytes).
     const MIN_CHUNK_SIZE: usize;
     /// A canary after every block, checked on reset, drop and scope exit.
@@ -57,6 +60,7 @@ impl sealed::Sealed for Debug {}
 
 impl Policy for Fast {
     const MIN_ALIGN: usize = 8;
+    const COUNT_ALLOCATIONS: bool = false;
     const GUARD_PAGES: bool = false;
     const MIN_CHUNK_SIZE: usize = 16 << 10;
     const CANARIES: bool = false;
@@ -67,6 +71,7 @@ impl Policy for Fast {
 
 impl Policy for Safe {
     const MIN_ALIGN: usize = 8;
+    const COUNT_ALLOCATIONS: bool = true;
     const GUARD_PAGES: bool = true;
     const MIN_CHUNK_SIZE: usize = 16 << 10;
     const CANARIES: bool = true;
@@ -77,6 +82,7 @@ impl Policy for Safe {
 
 impl Policy for Debug {
     const MIN_ALIGN: usize = 8;
+    const COUNT_ALLOCATIONS: bool = true;
     const GUARD_PAGES: bool = true;
     const MIN_CHUNK_SIZE: usize = 16 << 10;
     const CANARIES: bool = true;

@@ -10,7 +10,9 @@ pub struct Stats {
     /// The highest `allocated_bytes` seen since the arena was made.
     pub peak_bytes: usize,
     /// Allocations made since the last reset (a scope exit does not
-    /// rewind it).
+    /// rewind it). Counted only under policies with `COUNT_ALLOCATIONS`
+    /// (`Safe`, `Debug`); always 0 under `Fast`, whose fast path keeps no
+    /// counter.
     pub allocation_count: u64,
     /// Bytes the cursor passed over that hold no live block: alignment
     /// padding, rounding to the policy's `MIN_ALIGN`, and blocks freed or
