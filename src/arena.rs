@@ -317,7 +317,14 @@ impl<P: Policy> Arena<P> {
             // SAFETY: `align` is a non-zero power of two.
             return Ok(unsafe { NonNull::new_unchecked(core::ptr::without_provenance_mut(align)) });
         }
-        let need = Self::chunk_size_for(size, align).ok_or(AllocError)?;
+        // Small requests (the common case) fit any chunk; skip the maths.
+        // No overflow: a Layout's size plus its alignment is at most
+        // isize::MAX + 1.
+        let need = if size + align <= P::MIN_CHUNK_SIZE - HEADER_SIZE {
+            P::MIN_CHUNK_SIZE
+        } else {
+            Self::chunk_size_for(size, align).ok_or(AllocError)?
+        };
         let next = self.next_chunk_size();
         let c = if let Some(c) = self.take_spare(size, align) {
             c
@@ -372,13 +379,16 @@ impl<P: Policy> Arena<P> {
 
     /// A chunk from the cache or the OS, counted as this arena's.
     fn new_chunk(&self, min_size: usize, map_size: usize) -> Result<NonNull<ChunkHeader>, AllocError> {
-        let room = self.byte_limit.get().saturating_sub(self.reserved.get());
-        if min_size > room {
-            return Err(AllocError);
-        }
         let c = if self.byte_limit.get() == usize::MAX {
-            chunk::acquire(ChunkRequest { min_size, map_size, guards: P::GUARD_PAGES })
+            // Ask the cache for the geometric size too, not just what this
+            // request needs: a smaller cached chunk would stall the growth
+            // and make every reset cycle refill.
+            chunk::acquire(ChunkRequest { min_size: map_size.max(min_size), map_size, guards: P::GUARD_PAGES })
         } else {
+            let room = self.byte_limit.get().saturating_sub(self.reserved.get());
+            if min_size > room {
+                return Err(AllocError);
+            }
             // Under a cap, map exactly what fits rather than take a cached
             // chunk of unknown size.
             chunk::map(map_size.min(room).max(min_size), P::GUARD_PAGES).ok()
@@ -515,6 +525,7 @@ impl<P: Policy> Arena<P> {
     /// # Safety
     /// `ptr` was handed out by this arena for `old` and is not used through
     /// its old address after a move. For growth `new.size() >= old.size()`.
+    #[inline(always)]
     pub(crate) unsafe fn realloc_raw(
         &self,
         ptr: NonNull<u8>,
@@ -522,7 +533,10 @@ impl<P: Policy> Arena<P> {
         new: Layout,
     ) -> Result<NonNull<u8>, AllocError> {
         let addr = ptr.addr().get();
-        if self.is_last(ptr, old.size()) && addr % new.align() == 0 {
+        // A mask, not `%`: the alignment is a power of two, and a division
+        // would cost more than the rest of the in-place path.
+        let aligned = addr & (new.align() - 1) == 0;
+        if self.is_last(ptr, old.size()) && aligned {
             let room = self.limit_addr() - addr;
             let new_round = Self::round(new.size());
             if new_round <= room {
@@ -539,18 +553,37 @@ impl<P: Policy> Arena<P> {
                         cursor.sub(old_round - new_round)
                     }
                 };
-                self.note_peak();
+                if new_round < old_round {
+                    self.note_peak();
+                }
                 self.cursor.set(moved);
                 let padding = self.padding.get() - (old_round - old.size());
                 self.padding.set(padding + (new_round - new.size()));
                 return Ok(ptr);
             }
-        } else if new.size() <= old.size() && addr % new.align() == 0 {
+        } else if new.size() <= old.size() && aligned {
             // Shrinking a block that is not the last: keep it where it is.
             self.note_peak();
             self.padding.set(self.padding.get() + (old.size() - new.size()));
             return Ok(ptr);
         }
+        // SAFETY: forwarded from the caller.
+        unsafe { self.realloc_move(ptr, old, new) }
+    }
+
+    /// The slow half of [`realloc_raw`](Self::realloc_raw): copy into a
+    /// fresh block.
+    ///
+    /// # Safety
+    /// As for `realloc_raw`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn realloc_move(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<u8>, AllocError> {
         let fresh = self.try_alloc_layout(new)?;
         // SAFETY: `fresh` is a new block, disjoint from the old one, and
         // both hold at least min(old, new) bytes.
@@ -677,6 +710,18 @@ impl<P: Policy> Arena<P> {
     /// is open.
     pub(crate) unsafe fn reset_shared(&self) {
         self.note_peak();
+        let current = self.current.get();
+        // SAFETY: the current chunk is live (or the static sentinel).
+        let lone = unsafe { current.as_ref() }.prev.get().is_none();
+        if lone && self.spare.get().is_none() && self.big.get().is_none() {
+            // One chunk (or none): rewind it in place.
+            Self::poison(current, self.cursor.get().addr().get());
+            self.cursor.set(ChunkHeader::data_start(current));
+            self.padding.set(0);
+            self.count.set(0);
+            self.retired_used.set(0);
+            return;
+        }
         // Pick the largest chunk (used, spare or big) to keep.
         let mut keep: Option<NonNull<ChunkHeader>> = None;
         let mut release_list = |list: Option<NonNull<ChunkHeader>>, first_used_end: Option<usize>| {
@@ -818,11 +863,29 @@ impl<P: Policy> Arena<P> {
 
 impl<P: Policy> Drop for Arena<P> {
     fn drop(&mut self) {
-        // SAFETY: `&mut self` in drop: nothing borrows the arena.
-        unsafe { self.reset_shared() };
-        let c = self.current.get();
-        if !ChunkHeader::is_sentinel(c) {
-            self.disown(c);
+        // Every chunk goes back to the cache; nothing is kept.
+        let current = self.current.get();
+        let mut used_end = self.cursor.get().addr().get();
+        let mut cur = (!ChunkHeader::is_sentinel(current)).then_some(current);
+        while let Some(c) = cur {
+            // SAFETY: chunks on the used list are owned and live.
+            cur = unsafe { c.as_ref() }.prev.get();
+            Self::poison(c, used_end);
+            if let Some(p) = cur {
+                // SAFETY: as above.
+                used_end = unsafe { p.as_ref() }.used_end.get();
+            }
+            chunk::release(c);
+        }
+        for list in [self.spare.get(), self.big.get()] {
+            let mut cur = list;
+            while let Some(c) = cur {
+                // SAFETY: chunks on the spare and big lists are owned and live.
+                let h = unsafe { c.as_ref() };
+                cur = h.prev.get();
+                Self::poison(c, h.used_end.get().max(ChunkHeader::data_start(c).addr().get()));
+                chunk::release(c);
+            }
         }
     }
 }

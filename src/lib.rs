@@ -59,10 +59,11 @@ mod sys;
 #[cfg(fiberalloc_loom)]
 #[doc(hidden)]
 pub mod loom_api {
-    #[path = "../chunk/cache.rs"]
-    mod cache;
-    pub use cache::SlotCache;
+    pub use super::loom_cache::SlotCache;
 }
+#[cfg(fiberalloc_loom)]
+#[path = "chunk/cache.rs"]
+mod loom_cache;
 
 pub use allocator_api2::alloc::AllocError;
 #[cfg(not(fiberalloc_loom))]

@@ -75,6 +75,12 @@ impl Region {
         unsafe { self.base.add(self.total - self.high) }
     }
 
+    /// Usable bytes (guards excluded).
+    #[inline]
+    pub(crate) fn usable_size(&self) -> usize {
+        self.total - self.low - self.high
+    }
+
     /// Whether this region has guard pages, and how they were installed.
     #[allow(dead_code)]
     pub(crate) fn guard_kind(&self) -> Option<GuardKind> {
@@ -87,8 +93,8 @@ impl Region {
         let raw = RawRegion {
             base: self.base,
             total: self.total,
-            low: self.low,
-            high: self.high,
+            low: self.low != 0,
+            high: self.high != 0,
             guard: self.guard,
         };
         core::mem::forget(self);
@@ -100,7 +106,14 @@ impl Region {
     /// # Safety
     /// `raw` came from `into_raw` and has not been taken back before.
     pub(crate) unsafe fn from_raw(raw: RawRegion) -> Region {
-        Region { base: raw.base, total: raw.total, low: raw.low, high: raw.high, guard: raw.guard }
+        let page = sys::page_size();
+        Region {
+            base: raw.base,
+            total: raw.total,
+            low: if raw.low { page } else { 0 },
+            high: if raw.high { page } else { 0 },
+            guard: raw.guard,
+        }
     }
 }
 
@@ -120,21 +133,7 @@ impl Drop for Region {
 pub(crate) struct RawRegion {
     base: NonNull<u8>,
     total: usize,
-    low: usize,
-    high: usize,
+    low: bool,
+    high: bool,
     guard: Option<GuardKind>,
-}
-
-impl RawRegion {
-    /// Usable bytes (guards excluded).
-    #[inline]
-    pub(crate) fn usable_size(&self) -> usize {
-        self.total - self.low - self.high
-    }
-
-    /// Whether the region has a low and a high guard page.
-    #[inline]
-    pub(crate) fn guards(&self) -> (bool, bool) {
-        (self.low != 0, self.high != 0)
-    }
 }

@@ -10,6 +10,7 @@
 pub(crate) use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 #[cfg(fiberalloc_loom)]
+#[allow(unused_imports)]
 pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 /// Tells the scheduler (or loom) that this thread is waiting on another.

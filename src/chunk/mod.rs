@@ -51,13 +51,19 @@ pub(crate) const CACHE_MAX_BYTES: usize = 32 << 20;
 pub(crate) struct ChunkHeader {
     /// The mapping this header lives in; `None` only for [`EMPTY`].
     region: Option<RawRegion>,
+    /// Usable bytes of the region, header included ([`HEADER_SIZE`] for
+    /// the sentinel, whose data area is therefore empty).
+    size: usize,
+    /// Whether the region has guard pages on both sides.
+    guarded: bool,
     /// The next older chunk of the same arena list.
     pub(crate) prev: Cell<Option<NonNull<ChunkHeader>>>,
     /// Where the cursor stood when the arena left this chunk.
     pub(crate) used_end: Cell<usize>,
 }
 
-const _: () = assert!(core::mem::size_of::<ChunkHeader>() <= HEADER_SIZE);
+// The sentinel's data area starts one past it: exactly HEADER_SIZE bytes in.
+const _: () = assert!(core::mem::size_of::<ChunkHeader>() == HEADER_SIZE);
 
 /// The static empty chunk every new arena starts on. Never written.
 struct Sentinel(ChunkHeader);
@@ -67,6 +73,8 @@ unsafe impl Sync for Sentinel {}
 
 static EMPTY: Sentinel = Sentinel(ChunkHeader {
     region: None,
+    size: HEADER_SIZE,
+    guarded: false,
     prev: Cell::new(None),
     used_end: Cell::new(0),
 });
@@ -101,44 +109,40 @@ impl ChunkHeader {
         this == empty()
     }
 
-    /// First data byte. For the sentinel: one past it.
+    /// First data byte, [`HEADER_SIZE`] bytes in (for the sentinel: one
+    /// past it).
     #[inline]
     pub(crate) fn data_start(this: NonNull<ChunkHeader>) -> NonNull<u8> {
-        if Self::is_sentinel(this) {
-            return empty_cursor();
-        }
         // SAFETY: a real chunk's region holds at least a page, more than
-        // HEADER_SIZE bytes, starting at the header.
+        // HEADER_SIZE bytes, starting at the header; for the sentinel,
+        // HEADER_SIZE is its size, so this is one past its end.
         unsafe { this.cast::<u8>().add(HEADER_SIZE) }
     }
 
     /// Address one past the last data byte.
     #[inline]
     pub(crate) fn data_end(this: NonNull<ChunkHeader>) -> usize {
-        // SAFETY: headers in arena lists are live for as long as the arena
-        // holds them, and the sentinel is a static.
-        match unsafe { this.as_ref() }.region {
-            Some(r) => this.addr().get() + r.usable_size(),
-            None => empty_cursor().addr().get(),
-        }
+        this.addr().get() + Self::size(this)
     }
 
     /// Bytes of data the chunk can hold.
     #[inline]
     pub(crate) fn capacity(this: NonNull<ChunkHeader>) -> usize {
-        Self::data_end(this) - Self::data_start(this).addr().get()
+        Self::size(this) - HEADER_SIZE
     }
 
-    /// Usable bytes of the chunk's region (header included, guards not).
+    /// Usable bytes of the chunk's region (header included, guards not);
+    /// [`HEADER_SIZE`] for the sentinel.
     #[inline]
     pub(crate) fn size(this: NonNull<ChunkHeader>) -> usize {
-        // SAFETY: as in `data_end`.
-        unsafe { this.as_ref() }.region.map_or(0, |r| r.usable_size())
+        // SAFETY: headers in arena lists are live for as long as the arena
+        // holds them, and the sentinel is a static.
+        unsafe { this.as_ref() }.size
     }
 
-    fn guards(this: NonNull<ChunkHeader>) -> (bool, bool) {
-        // SAFETY: as in `data_end`.
-        unsafe { this.as_ref() }.region.map_or((false, false), |r| r.guards())
+    fn guarded(this: NonNull<ChunkHeader>) -> bool {
+        // SAFETY: as in `size`.
+        unsafe { this.as_ref() }.guarded
     }
 }
 
@@ -173,25 +177,31 @@ const KEY_MASK: usize = 0xfff;
 static CACHE: SlotCache<CACHE_SLOTS> = SlotCache::new();
 static CACHED_BYTES: AtomicUsize = AtomicUsize::new(0);
 
-/// This thread's one free chunk, returned to the process-wide cache when
-/// the thread exits.
-struct LocalSlot(Cell<Option<NonNull<ChunkHeader>>>);
+// This thread's one free chunk. The slot has no destructor of its own, so
+// reaching it is a plain thread-local access with no "is it alive" check;
+// a separate guard, registered the first time a chunk is parked here, moves
+// the chunk to the process-wide cache at thread exit and marks the thread
+// as exiting, after which releases go straight to the shared cache.
+std::thread_local! {
+    static SLOT: Cell<Option<NonNull<ChunkHeader>>> = const { Cell::new(None) };
+    /// 0: exit guard not registered; 1: registered; 2: the thread is exiting.
+    static SLOT_STATE: Cell<u8> = const { Cell::new(0) };
+    static SLOT_EXIT: SlotExit = const { SlotExit };
+}
 
-impl Drop for LocalSlot {
+struct SlotExit;
+
+impl Drop for SlotExit {
     fn drop(&mut self) {
-        if let Some(c) = self.0.take() {
+        SLOT_STATE.with(|s| s.set(2));
+        if let Some(c) = SLOT.with(Cell::take) {
             release_shared(c);
         }
     }
 }
 
-std::thread_local! {
-    static LOCAL: LocalSlot = const { LocalSlot(Cell::new(None)) };
-}
-
 fn fits(c: NonNull<ChunkHeader>, req: &ChunkRequest) -> bool {
-    let (low, high) = ChunkHeader::guards(c);
-    ChunkHeader::size(c) >= req.min_size && (low && high) == req.guards
+    ChunkHeader::size(c) >= req.min_size && ChunkHeader::guarded(c) == req.guards
 }
 
 /// Turns a free chunk back into a fresh, unlinked one.
@@ -206,14 +216,11 @@ fn renew(c: NonNull<ChunkHeader>) -> NonNull<ChunkHeader> {
 /// A chunk for `req`: from this thread's slot, the process-wide cache, or a
 /// new mapping. `None` if the mapping fails.
 pub(crate) fn acquire(req: ChunkRequest) -> Option<NonNull<ChunkHeader>> {
-    // The thread's slot: no atomics. `try_with` fails during thread teardown.
-    let local = LOCAL
-        .try_with(|slot| match slot.0.get() {
-            Some(c) if fits(c, &req) => slot.0.take(),
-            _ => None,
-        })
-        .ok()
-        .flatten();
+    // This thread's slot: no atomics.
+    let local = SLOT.with(|slot| match slot.get() {
+        Some(c) if fits(c, &req) => slot.take(),
+        _ => None,
+    });
     if let Some(c) = local {
         return Some(renew(c));
     }
@@ -235,6 +242,8 @@ pub(crate) fn map(size: usize, guards: bool) -> std::io::Result<NonNull<ChunkHea
     let region = Region::new(size, guards, guards)?;
     let at = region.start().cast::<ChunkHeader>();
     let header = ChunkHeader {
+        size: region.usable_size(),
+        guarded: guards,
         region: Some(region.into_raw()),
         prev: Cell::new(None),
         used_end: Cell::new(0),
@@ -249,18 +258,22 @@ pub(crate) fn map(size: usize, guards: bool) -> std::io::Result<NonNull<ChunkHea
 /// process-wide cache, or the OS.
 pub(crate) fn release(c: NonNull<ChunkHeader>) {
     debug_assert!(!ChunkHeader::is_sentinel(c));
-    let c = LOCAL
-        .try_with(|slot| match slot.0.get() {
-            None if ChunkHeader::size(c) <= CACHE_MAX_CHUNK => {
-                slot.0.set(Some(c));
-                None
+    let state = SLOT_STATE.with(Cell::get);
+    if state != 2 && ChunkHeader::size(c) <= CACHE_MAX_CHUNK && SLOT.with(|s| s.get().is_none()) {
+        SLOT.with(|s| s.set(Some(c)));
+        if state == 0 {
+            // First chunk parked by this thread: register the exit guard.
+            // During thread teardown that may be refused; then the chunk
+            // goes to the shared cache instead.
+            if SLOT_EXIT.try_with(|_| ()).is_ok() {
+                SLOT_STATE.with(|s| s.set(1));
+            } else if let Some(c) = SLOT.with(Cell::take) {
+                release_shared(c);
             }
-            _ => Some(c),
-        })
-        .unwrap_or(Some(c));
-    if let Some(c) = c {
-        release_shared(c);
+        }
+        return;
     }
+    release_shared(c);
 }
 
 /// Gives a chunk to the process-wide cache, or unmaps it.
@@ -271,8 +284,7 @@ fn release_shared(c: NonNull<ChunkHeader>) {
         // the cache, it does not guard memory.
         let before = CACHED_BYTES.fetch_add(size, Ordering::Relaxed);
         if before + size <= CACHE_MAX_BYTES {
-            let (low, high) = ChunkHeader::guards(c);
-            let key = key_of(size, low && high);
+            let key = key_of(size, ChunkHeader::guarded(c));
             let tagged = c.as_ptr().cast::<u8>().map_addr(|a| a | key);
             if CACHE.push(tagged).is_ok() {
                 return;
