@@ -21,10 +21,7 @@ fn main() {
     let point = arena.alloc((3.0f64, 4.0f64));
     let name = arena.alloc_str("fiberalloc");
     let primes = arena.alloc_slice_copy(&[2u32, 3, 5, 7, 11]);
-    println!(
-        "1. Arena: point {:?}, name {:?}, primes {:?}",
-        point, name, primes
-    );
+    println!("1. Arena: point {:?}, name {:?}, primes {:?}", point, name, primes);
 
     // 2. Speed of the fast path against the system allocator.
     const N: usize = 1_000_000;

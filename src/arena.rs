@@ -74,7 +74,7 @@ use core::ptr::NonNull;
 ///
 /// An allocation cannot outlive a [`reset`](Arena::reset):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0502
 /// let mut arena: fiberalloc::Arena = fiberalloc::Arena::new();
 /// let x = arena.alloc(1u32);
 /// arena.reset();
@@ -90,7 +90,7 @@ use core::ptr::NonNull;
 ///
 /// and an arena cannot be shared between threads:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// fn shared<T: Sync>(_: &T) {}
 /// shared(&fiberalloc::Arena::<fiberalloc::policy::Fast>::new());
 /// ```
@@ -237,11 +237,7 @@ impl<P: Policy> Arena<P> {
         let addr = cursor.addr().get();
         // Padding up to the alignment; a constant 0 when the alignment is a
         // constant no larger than MIN_ALIGN (the cursor is always aligned).
-        let pad = if layout.align() > P::MIN_ALIGN {
-            align::padding_for(addr, layout.align())
-        } else {
-            0
-        };
+        let pad = if layout.align() > P::MIN_ALIGN { align::padding_for(addr, layout.align()) } else { 0 };
         // No overflow: a Layout's size is at most isize::MAX, and the
         // padding is below its alignment, which the size rounded up to
         // fits in isize::MAX with.
@@ -356,9 +352,8 @@ impl<P: Policy> Arena<P> {
             .ok_or(AllocError)?;
         // SAFETY: `bump_up` placed the block and the new cursor inside the
         // current chunk's data.
-        let (start, end) = unsafe {
-            (cursor.add(b.start - cursor.addr().get()), cursor.add(b.end - cursor.addr().get()))
-        };
+        let (start, end) =
+            unsafe { (cursor.add(b.start - cursor.addr().get()), cursor.add(b.end - cursor.addr().get())) };
         self.cursor.set(end);
         self.padding.set(self.padding.get() + (b.end - cursor.addr().get() - size));
         self.count_one();
@@ -383,7 +378,11 @@ impl<P: Policy> Arena<P> {
             // Ask the cache for the geometric size too, not just what this
             // request needs: a smaller cached chunk would stall the growth
             // and make every reset cycle refill.
-            chunk::acquire(ChunkRequest { min_size: map_size.max(min_size), map_size, guards: P::GUARD_PAGES })
+            chunk::acquire(ChunkRequest {
+                min_size: map_size.max(min_size),
+                map_size,
+                guards: P::GUARD_PAGES,
+            })
         } else {
             let room = self.byte_limit.get().saturating_sub(self.reserved.get());
             if min_size > room {
@@ -793,7 +792,7 @@ impl<P: Policy> Arena<P> {
         if self.limit_addr() != ChunkHeader::data_end(current) {
             return Err("limit is not the current chunk's end");
         }
-        if !ChunkHeader::is_sentinel(current) && cursor % P::MIN_ALIGN != 0 {
+        if !ChunkHeader::is_sentinel(current) && !cursor.is_multiple_of(P::MIN_ALIGN) {
             return Err("cursor not aligned to MIN_ALIGN");
         }
         // Walks one list; returns (bytes, chunks, data used in retired
@@ -865,6 +864,17 @@ impl<P: Policy> Drop for Arena<P> {
     fn drop(&mut self) {
         // Every chunk goes back to the cache; nothing is kept.
         let current = self.current.get();
+        if self.spare.get().is_none() && self.big.get().is_none() {
+            // SAFETY: the current chunk is live (or the static sentinel).
+            if unsafe { current.as_ref() }.prev.get().is_none() {
+                // The common case: at most one chunk.
+                if !ChunkHeader::is_sentinel(current) {
+                    Self::poison(current, self.cursor.get().addr().get());
+                    chunk::release(current);
+                }
+                return;
+            }
+        }
         let mut used_end = self.cursor.get().addr().get();
         let mut cur = (!ChunkHeader::is_sentinel(current)).then_some(current);
         while let Some(c) = cur {

@@ -80,3 +80,9 @@ pub use stats::Stats;
 fn oom(layout: core::alloc::Layout) -> ! {
     std::alloc::handle_alloc_error(layout)
 }
+
+/// The README's Rust examples, compiled and run as doctests so that it
+/// stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

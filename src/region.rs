@@ -41,10 +41,8 @@ impl Region {
         let usable = crate::align::align_up(usable, page).ok_or_else(invalid)?;
         let low = if low_guard { page } else { 0 };
         let high = if high_guard { page } else { 0 };
-        let total = usable
-            .checked_add(low + high)
-            .filter(|&t| t <= isize::MAX as usize)
-            .ok_or_else(invalid)?;
+        let total =
+            usable.checked_add(low + high).filter(|&t| t <= isize::MAX as usize).ok_or_else(invalid)?;
         let base = sys::map(total)?;
         let mut region = Region { base, total, low, high, guard: None };
         if low != 0 {

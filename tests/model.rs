@@ -16,12 +16,27 @@ use proptest::test_runner::{Config, TestRunner};
 
 #[derive(Clone, Debug)]
 enum Op {
-    Alloc { size: usize, align_shift: u32 },
-    Grow { pick: usize, extra: usize, align_shift: u32 },
-    Shrink { pick: usize, keep_percent: usize, align_shift: u32 },
-    Dealloc { pick: usize },
+    Alloc {
+        size: usize,
+        align_shift: u32,
+    },
+    Grow {
+        pick: usize,
+        extra: usize,
+        align_shift: u32,
+    },
+    Shrink {
+        pick: usize,
+        keep_percent: usize,
+        align_shift: u32,
+    },
+    Dealloc {
+        pick: usize,
+    },
     /// Run the next `len` ops inside `Arena::scope` (top level only).
-    Scope { len: usize },
+    Scope {
+        len: usize,
+    },
     Reset,
 }
 
@@ -175,10 +190,11 @@ fn run<P: Policy>(ops: &[Op]) {
 }
 
 fn random_sequences_match_the_model<P: Policy>() {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if cfg!(miri) { 4 } else { 256 });
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(if cfg!(miri) {
+        4
+    } else {
+        256
+    });
     let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
     runner
         .run(&proptest::collection::vec(op(), 1..120), |ops| {

@@ -71,12 +71,14 @@ fn stats_add_up<P: Policy>() {
 
 fn poisoned_after_reset_under_checking_policies<P: Policy>() {
     let mut arena = Arena::<P>::new();
-    let p = arena.alloc([0x55u8; 64]) as *mut [u8; 64] as *mut u8;
+    let first = arena.alloc([0x55u8; 64]) as *mut [u8; 64] as usize;
     arena.reset();
-    // The kept chunk is still mapped; look at what reset left behind.
-    // SAFETY: reading raw bytes of a chunk the arena still owns (no
-    // reference to the old block exists any more).
-    let after = unsafe { core::slice::from_raw_parts(p, 64) };
+    // The next block lands where the old one was; its bytes are what reset
+    // left behind (initialised either way: poison or the old contents).
+    let again = arena.alloc_layout(core::alloc::Layout::new::<[u8; 64]>());
+    assert_eq!(again.as_ptr() as usize, first, "reset must reuse the kept chunk from its start");
+    // SAFETY: a fresh 64-byte block whose bytes were all written before.
+    let after = unsafe { core::slice::from_raw_parts(again.as_ptr(), 64) };
     if P::POISON {
         assert!(after.iter().all(|&b| b == P::POISON_BYTE), "reset must poison");
     } else {

@@ -52,10 +52,7 @@ impl<const N: usize> SlotCache<N> {
             // behind `p` happens before the Acquire exchange of whoever pops
             // it. Relaxed on failure: another pusher took the slot first;
             // nothing was published, try the next slot.
-            if slot
-                .compare_exchange(core::ptr::null_mut(), p, Ordering::Release, Ordering::Relaxed)
-                .is_ok()
-            {
+            if slot.compare_exchange(core::ptr::null_mut(), p, Ordering::Release, Ordering::Relaxed).is_ok() {
                 return Ok(());
             }
         }
@@ -77,10 +74,7 @@ impl<const N: usize> SlotCache<N> {
             // that stored `p`, so the pusher's writes are visible to us.
             // Relaxed on failure: another thread took `p` (or the slot
             // changed); move on to the next slot.
-            if slot
-                .compare_exchange(p, core::ptr::null_mut(), Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
+            if slot.compare_exchange(p, core::ptr::null_mut(), Ordering::Acquire, Ordering::Relaxed).is_ok() {
                 return Some(p);
             }
         }

@@ -151,7 +151,9 @@ impl ChunkHeader {
 pub(crate) struct ChunkRequest {
     /// Smallest acceptable usable size (header included), in bytes.
     pub(crate) min_size: usize,
-    /// Size to map when no cached chunk fits (at least `min_size`).
+    /// Size to map when no cached chunk fits (at least `min_size`). A
+    /// cached chunk is taken only if it is at most [`REUSE_SLACK`] times
+    /// this, so that a small arena does not walk off with a huge chunk.
     pub(crate) map_size: usize,
     /// Guard pages below and above the chunk.
     pub(crate) guards: bool,
@@ -168,7 +170,17 @@ fn key_of(size: usize, guards: bool) -> usize {
 fn key_accepts(key: usize, req: &ChunkRequest) -> bool {
     let guards = key & 1 == 1;
     let lower_bound = crate::sys::page_size() << (key >> 1);
-    guards == req.guards && lower_bound >= req.min_size
+    // The key holds floor(log2): the real size is below twice the bound.
+    guards == req.guards && lower_bound >= req.min_size && lower_bound <= req.max_reuse() / 2
+}
+
+/// A cached chunk may be up to this many times the size asked for.
+pub(crate) const REUSE_SLACK: usize = 4;
+
+impl ChunkRequest {
+    fn max_reuse(&self) -> usize {
+        self.map_size.max(self.min_size).saturating_mul(REUSE_SLACK)
+    }
 }
 
 /// Bits of a page-aligned pointer free for the key.
@@ -201,7 +213,8 @@ impl Drop for SlotExit {
 }
 
 fn fits(c: NonNull<ChunkHeader>, req: &ChunkRequest) -> bool {
-    ChunkHeader::size(c) >= req.min_size && ChunkHeader::guarded(c) == req.guards
+    let size = ChunkHeader::size(c);
+    size >= req.min_size && size <= req.max_reuse() && ChunkHeader::guarded(c) == req.guards
 }
 
 /// Turns a free chunk back into a fresh, unlinked one.

@@ -36,6 +36,7 @@ pub(crate) use heap::*;
 
 /// How guard pages were installed, so they can be removed the same way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(miri, allow(dead_code))]
 pub enum GuardKind {
     /// `MADV_GUARD_INSTALL` markers in the page tables (Linux 6.13+): the
     /// pages stay part of the surrounding VMA.
