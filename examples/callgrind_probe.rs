@@ -1,5 +1,6 @@
 //! The workload of `scripts/callgrind.sh`: `typed N` makes N `u64`
-//! allocations, `warm N` makes N arenas with one allocation each. The
+//! allocations, `warm N` makes N arenas with one allocation each, `exact N`
+//! pushes N bytes with `reserve_exact(1)` before each. The
 //! script runs it twice with different N and divides the difference, so
 //! start-up costs cancel out.
 use fiberalloc::Arena;
@@ -23,6 +24,17 @@ fn main() {
                 black_box(a.alloc(black_box(i as u64)));
             }
         }
-        _ => eprintln!("usage: callgrind_probe typed|warm N"),
+        "exact" => {
+            // Vec<u8> grown with reserve_exact(1) before each push: one
+            // in-place grow per push (the arena has room for all of them).
+            let a = Arena::<fiberalloc::policy::Fast>::with_capacity(n + 64);
+            let mut v = allocator_api2::vec::Vec::<u8, _>::new_in(&a);
+            for i in 0..n {
+                v.reserve_exact(1);
+                v.push(black_box(i as u8));
+            }
+            black_box(&v);
+        }
+        _ => eprintln!("usage: callgrind_probe typed|warm|exact N"),
     }
 }

@@ -313,6 +313,41 @@ impl<P: Policy> Arena<P> {
             // SAFETY: `align` is a non-zero power of two.
             return Ok(unsafe { NonNull::new_unchecked(core::ptr::without_provenance_mut(align)) });
         }
+        // A new arena's first small block: take the thread's cached chunk
+        // and bump in it, with none of the general path's list handling.
+        if ChunkHeader::is_sentinel(self.current.get())
+            && size + align <= P::MIN_CHUNK_SIZE - HEADER_SIZE
+            && self.spare.get().is_none()
+            && self.byte_limit.get() == usize::MAX
+        {
+            // The SAFETY argument below needs 8 <= MIN_ALIGN <= 64.
+            const { assert!(P::MIN_ALIGN >= 8 && P::MIN_ALIGN <= 64) };
+            let req = ChunkRequest {
+                min_size: P::MIN_CHUNK_SIZE,
+                map_size: P::MIN_CHUNK_SIZE,
+                guards: P::GUARD_PAGES,
+            };
+            if let Some(c) = chunk::acquire_local(req) {
+                self.adopt(c);
+                self.current.set(c);
+                let start = ChunkHeader::data_start(c);
+                let pad = align::padding_for(start.addr().get(), align);
+                let step = pad + Self::round(size);
+                // SAFETY: the chunk's data area holds at least
+                // MIN_CHUNK_SIZE - HEADER_SIZE >= size + align bytes. `start`
+                // is 64-aligned and `align >= MIN_ALIGN = 8`, so `pad` and
+                // `round(size)` are multiples of 8 and
+                // `step <= (align - 8) + (size + 7) < size + align`: the
+                // block, the new cursor and the limit are inside the area.
+                let (block, end, limit) =
+                    unsafe { (start.add(pad), start.add(step), start.add(ChunkHeader::capacity(c))) };
+                self.cursor.set(end);
+                self.limit.set(limit);
+                self.padding.set(self.padding.get() + (step - size));
+                self.count_one();
+                return Ok(block);
+            }
+        }
         // Small requests (the common case) fit any chunk; skip the maths.
         // No overflow: a Layout's size plus its alignment is at most
         // isize::MAX + 1.
@@ -325,21 +360,7 @@ impl<P: Policy> Arena<P> {
         let c = if let Some(c) = self.take_spare(size, align) {
             c
         } else if need > next {
-            // Oversized: a chunk of its own, on the `big` list.
-            let c = self.new_chunk(need, need)?;
-            let start = ChunkHeader::data_start(c);
-            let b = align::bump_up(start.addr().get(), ChunkHeader::data_end(c), size, align, P::MIN_ALIGN)
-                .ok_or(AllocError)?;
-            // SAFETY: the header is ours and not the sentinel.
-            let h = unsafe { c.as_ref() };
-            h.prev.set(self.big.get());
-            h.used_end.set(b.end);
-            self.big.set(Some(c));
-            self.retired_used.set(self.retired_used.get() + (b.end - start.addr().get()));
-            self.padding.set(self.padding.get() + (b.end - start.addr().get() - size));
-            self.count_one();
-            // SAFETY: `bump_up` placed the block inside the chunk's data.
-            return Ok(unsafe { start.add(b.start - start.addr().get()) });
+            return self.alloc_oversized(size, align, need);
         } else {
             self.new_chunk(need, next)?
         };
@@ -358,6 +379,31 @@ impl<P: Policy> Arena<P> {
         self.padding.set(self.padding.get() + (b.end - cursor.addr().get() - size));
         self.count_one();
         Ok(start)
+    }
+
+    /// A block too large for the next regular chunk: a chunk of its own, on
+    /// the `big` list; the current chunk stays current.
+    #[inline(never)]
+    fn alloc_oversized(&self, size: usize, align: usize, need: usize) -> Result<NonNull<u8>, AllocError> {
+        let c = self.new_chunk(need, need)?;
+        let start = ChunkHeader::data_start(c);
+        let Some(b) = align::bump_up(start.addr().get(), ChunkHeader::data_end(c), size, align, P::MIN_ALIGN)
+        else {
+            // Cannot happen (the chunk was sized for the block); give the
+            // chunk back rather than leak it.
+            self.disown(c);
+            return Err(AllocError);
+        };
+        // SAFETY: the header is ours and not the sentinel.
+        let h = unsafe { c.as_ref() };
+        h.prev.set(self.big.get());
+        h.used_end.set(b.end);
+        self.big.set(Some(c));
+        self.retired_used.set(self.retired_used.get() + (b.end - start.addr().get()));
+        self.padding.set(self.padding.get() + (b.end - start.addr().get() - size));
+        self.count_one();
+        // SAFETY: `bump_up` placed the block inside the chunk's data.
+        Ok(unsafe { start.add(b.start - start.addr().get()) })
     }
 
     /// Usable chunk size (header included) that holds `size` bytes at
@@ -540,24 +586,23 @@ impl<P: Policy> Arena<P> {
             let new_round = Self::round(new.size());
             if new_round <= room {
                 let old_round = Self::round(old.size());
-                let cursor = self.cursor.get();
-                // SAFETY: `addr + new_round <= limit`, and the old block
-                // started in this chunk, so the new cursor stays inside it.
-                // It is derived from the arena's own cursor, not from the
-                // caller's pointer.
-                let moved = unsafe {
-                    if new_round >= old_round {
-                        cursor.add(new_round - old_round)
-                    } else {
-                        cursor.sub(old_round - new_round)
-                    }
-                };
+                // The new cursor is `addr + new_round`, reached from the
+                // arena's own cursor (`addr + old_round`) so that it keeps
+                // the arena's provenance rather than the caller's pointer's.
+                // `wrapping_add` of the two's-complement difference moves it
+                // either way without a branch.
+                let moved = self.cursor.get().as_ptr().wrapping_add(new_round.wrapping_sub(old_round));
                 if new_round < old_round {
                     self.note_peak();
                 }
-                self.cursor.set(moved);
-                let padding = self.padding.get() - (old_round - old.size());
-                self.padding.set(padding + (new_round - new.size()));
+                // SAFETY: `moved` is `addr + new_round`, which is inside the
+                // current chunk's data (`new_round <= limit - addr`), so it
+                // is in bounds of the chunk and not null.
+                self.cursor.set(unsafe { NonNull::new_unchecked(moved) });
+                // Padding: the old block's rounding is given back, the new
+                // one's is taken (both below MIN_ALIGN).
+                let padding = self.padding.get().wrapping_sub(old_round - old.size());
+                self.padding.set(padding.wrapping_add(new_round - new.size()));
                 return Ok(ptr);
             }
         } else if new.size() <= old.size() && aligned {

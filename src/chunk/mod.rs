@@ -228,15 +228,32 @@ fn renew(c: NonNull<ChunkHeader>) -> NonNull<ChunkHeader> {
 
 /// A chunk for `req`: from this thread's slot, the process-wide cache, or a
 /// new mapping. `None` if the mapping fails.
+#[inline]
 pub(crate) fn acquire(req: ChunkRequest) -> Option<NonNull<ChunkHeader>> {
     // This thread's slot: no atomics.
     let local = SLOT.with(|slot| match slot.get() {
         Some(c) if fits(c, &req) => slot.take(),
         _ => None,
     });
-    if let Some(c) = local {
-        return Some(renew(c));
+    match local {
+        Some(c) => Some(renew(c)),
+        None => acquire_shared(req),
     }
+}
+
+/// The chunk in this thread's slot if it fits `req`, with no fallback.
+#[inline]
+pub(crate) fn acquire_local(req: ChunkRequest) -> Option<NonNull<ChunkHeader>> {
+    SLOT.with(|slot| match slot.get() {
+        Some(c) if fits(c, &req) => slot.take().map(renew),
+        _ => None,
+    })
+}
+
+/// [`acquire`] past this thread's slot: the process-wide cache or the OS.
+#[cold]
+#[inline(never)]
+fn acquire_shared(req: ChunkRequest) -> Option<NonNull<ChunkHeader>> {
     if req.min_size <= CACHE_MAX_CHUNK {
         if let Some(p) = CACHE.pop(|p| key_accepts(p.addr() & KEY_MASK, &req)) {
             let c = p.map_addr(|a| a & !KEY_MASK).cast::<ChunkHeader>();
