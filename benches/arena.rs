@@ -185,9 +185,51 @@ fn vec_push(c: &mut Criterion, exact: bool) {
     g.finish();
 }
 
+/// The `vec_push` row with one collection for every contender: allocator-api2
+/// 0.2's `Vec` (0.4's for blink-alloc, which implements only that one), so
+/// that the row compares allocators rather than collections. (allocator-api2's
+/// `Vec::push` inlines the whole growth path, which costs about 0.3 ns per
+/// push against std's and bumpalo's own `Vec`, whatever the allocator.)
+fn vec_push_same_collection(c: &mut Criterion) {
+    let exact = false;
+    let mut g = c.benchmark_group("vec_push_api2");
+    g.throughput(Throughput::Elements(PUSHES as u64));
+    g.bench_function("fiberalloc", |b| {
+        let mut a: Arena = Arena::new();
+        b.iter(|| {
+            push_bytes!(AVec::<u8, _>::new_in(&a), exact);
+            a.reset();
+        })
+    });
+    g.bench_function("bumpalo", |b| {
+        let mut a = bumpalo::Bump::new();
+        b.iter(|| {
+            push_bytes!(AVec::<u8, _>::new_in(&a), exact);
+            a.reset();
+        })
+    });
+    g.bench_function("bump-scope", |b| {
+        let mut a: bump_scope::Bump = bump_scope::Bump::new();
+        b.iter(|| {
+            push_bytes!(AVec::<u8, _>::new_in(&a), exact);
+            a.reset();
+        })
+    });
+    g.bench_function("blink-alloc", |b| {
+        let mut a = blink_alloc::BlinkAlloc::new();
+        b.iter(|| {
+            push_bytes!(allocator_api2_04::vec::Vec::<u8, _>::new_in(&a), exact);
+            a.reset();
+        })
+    });
+    g.bench_function("std", |b| b.iter(|| push_bytes!(AVec::<u8>::new(), exact)));
+    g.finish();
+}
+
 fn vec_pushes(c: &mut Criterion) {
     vec_push(c, false);
     vec_push(c, true);
+    vec_push_same_collection(c);
 }
 
 /// Bytes allocated (in 1 KiB blocks) before the timed reset.

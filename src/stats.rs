@@ -6,17 +6,20 @@
 pub struct Stats {
     /// Bytes handed out since the last reset and not given back (requested
     /// sizes; `deallocate` and in-place shrink subtract, scope exit rewinds).
+    /// Exact under `Safe` and `Debug`; under `Fast`, whose fast path keeps no
+    /// counters, it also includes each block's rounding up to `MIN_ALIGN`
+    /// and its alignment padding.
     pub allocated_bytes: usize,
     /// The highest `allocated_bytes` seen since the arena was made.
     pub peak_bytes: usize,
     /// Allocations made since the last reset (a scope exit does not
-    /// rewind it). Counted only under policies with `COUNT_ALLOCATIONS`
-    /// (`Safe`, `Debug`); always 0 under `Fast`, whose fast path keeps no
-    /// counter.
+    /// rewind it). Counted only under policies with `EXACT_STATS`
+    /// (`Safe`, `Debug`); always 0 under `Fast`.
     pub allocation_count: u64,
     /// Bytes the cursor passed over that hold no live block: alignment
-    /// padding, rounding to the policy's `MIN_ALIGN`, and blocks freed or
-    /// moved that were not the last one (a bump arena cannot reuse them).
+    /// padding and rounding to the policy's `MIN_ALIGN` (under `Safe` and
+    /// `Debug`), and blocks freed or moved that were not the last one (a
+    /// bump arena cannot reuse them).
     pub padding_bytes: usize,
     /// Bytes mapped for this arena, chunk headers included, guards excluded.
     pub reserved_bytes: usize,

@@ -42,8 +42,14 @@ fn alignment_matrix<P: Policy>() {
     assert_disjoint(blocks.iter().map(|&(p, s)| p as usize..p as usize + s).collect());
     let stats = arena.stats();
     let requested: usize = blocks.iter().map(|b| b.1).sum();
-    assert_eq!(stats.allocated_bytes, requested);
-    let expect_count = if P::COUNT_ALLOCATIONS { blocks.len() as u64 } else { 0 };
+    if P::EXACT_STATS {
+        assert_eq!(stats.allocated_bytes, requested);
+    } else {
+        // Fast counts the padding of its blocks as allocated.
+        assert!(stats.allocated_bytes >= requested);
+        assert!(stats.allocated_bytes <= requested + blocks.iter().map(|b| b.1 + 8).sum::<usize>() * 2);
+    }
+    let expect_count = if P::EXACT_STATS { blocks.len() as u64 } else { 0 };
     assert_eq!(stats.allocation_count, expect_count);
     assert!(stats.reserved_bytes >= requested + stats.padding_bytes);
 }

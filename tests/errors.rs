@@ -25,7 +25,8 @@ fn huge_sizes_fail_cleanly<P: Policy>() {
     assert_eq!(*arena.alloc(5u64), 5);
     arena.validate().unwrap();
     let s = arena.stats();
-    assert_eq!(s.allocated_bytes, 4 + 8);
+    // Fast counts the u32's rounding up to 8 as allocated.
+    assert_eq!(s.allocated_bytes, if P::EXACT_STATS { 4 + 8 } else { 8 + 8 });
 }
 
 fn capacity_errors<P: Policy>() {

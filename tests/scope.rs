@@ -10,7 +10,7 @@ fn scope_rewinds_on_exit<P: Policy>() {
     let mut arena = Arena::<P>::new();
     let outer = arena.alloc(7u64) as *mut u64;
     let before = arena.stats();
-    let cursor_probe = arena.alloc(0u8) as *mut u8 as usize;
+    let cursor_probe = arena.alloc(0u64) as *mut u64 as usize;
     let n = scale(10_000);
     let r = arena.scope(|a| {
         for i in 0..n {
@@ -18,13 +18,13 @@ fn scope_rewinds_on_exit<P: Policy>() {
         }
         a.stats().allocated_bytes
     });
-    assert_eq!(r, before.allocated_bytes + 1 + n * 64);
+    assert_eq!(r, before.allocated_bytes + 8 + n * 64);
     let after = arena.stats();
-    assert_eq!(after.allocated_bytes, before.allocated_bytes + 1);
+    assert_eq!(after.allocated_bytes, before.allocated_bytes + 8);
     assert!(after.peak_bytes >= r, "peak must remember the scope's high point");
     // The cursor is back where it was: the next block lands just after the
     // probe again.
-    let next = arena.alloc(0u8) as *mut u8 as usize;
+    let next = arena.alloc(0u64) as *mut u64 as usize;
     assert_eq!(next, cursor_probe + 8);
     // The scope's chunks are kept and reused: a second identical scope maps
     // nothing new.

@@ -289,21 +289,33 @@ pub(crate) fn map(size: usize, guards: bool) -> std::io::Result<NonNull<ChunkHea
 pub(crate) fn release(c: NonNull<ChunkHeader>) {
     debug_assert!(!ChunkHeader::is_sentinel(c));
     let state = SLOT_STATE.with(Cell::get);
-    if state != 2 && ChunkHeader::size(c) <= CACHE_MAX_CHUNK && SLOT.with(|s| s.get().is_none()) {
-        SLOT.with(|s| s.set(Some(c)));
-        if state == 0 {
-            // First chunk parked by this thread: register the exit guard.
-            // During thread teardown that may be refused; then the chunk
-            // goes to the shared cache instead.
-            if SLOT_EXIT.try_with(|_| ()).is_ok() {
-                SLOT_STATE.with(|s| s.set(1));
-            } else if let Some(c) = SLOT.with(Cell::take) {
-                release_shared(c);
-            }
-        }
+    if state == 2 || ChunkHeader::size(c) > CACHE_MAX_CHUNK {
+        release_shared(c);
         return;
     }
-    release_shared(c);
+    // The slot keeps the smaller chunk: short-lived arenas (the case the
+    // slot is for) use small chunks, and a large chunk parked here would
+    // send every one of them to the shared cache.
+    let evicted = SLOT.with(|slot| match slot.get() {
+        Some(old) if ChunkHeader::size(old) <= ChunkHeader::size(c) => Some(c),
+        old => {
+            slot.set(Some(c));
+            old
+        }
+    });
+    if state == 0 && evicted != Some(c) {
+        // First chunk parked by this thread: register the exit guard.
+        // During thread teardown that may be refused; then the chunk goes
+        // to the shared cache instead.
+        if SLOT_EXIT.try_with(|_| ()).is_ok() {
+            SLOT_STATE.with(|s| s.set(1));
+        } else if let Some(c) = SLOT.with(Cell::take) {
+            release_shared(c);
+        }
+    }
+    if let Some(e) = evicted {
+        release_shared(e);
+    }
 }
 
 /// Gives a chunk to the process-wide cache, or unmaps it.
