@@ -774,9 +774,10 @@ impl<P: Policy> Arena<P> {
     pub(crate) unsafe fn reset_shared(&self) {
         self.note_peak();
         let current = self.current.get();
-        // SAFETY: the current chunk is live (or the static sentinel).
-        let lone = unsafe { current.as_ref() }.prev.get().is_none();
-        if lone && self.spare.get().is_none() && self.big.get().is_none() {
+        // No chunk, or one that is current (so no spare or big one): rewind
+        // in place. The count answers without touching the chunk header,
+        // which is cold after a large fill.
+        if self.chunks.get() == 0 || (self.chunks.get() == 1 && !ChunkHeader::is_sentinel(current)) {
             // One chunk (or none): rewind it in place.
             Self::poison(current, self.cursor.get().addr().get());
             self.cursor.set(ChunkHeader::data_start(current));
@@ -928,16 +929,13 @@ impl<P: Policy> Drop for Arena<P> {
     fn drop(&mut self) {
         // Every chunk goes back to the cache; nothing is kept.
         let current = self.current.get();
-        if self.spare.get().is_none() && self.big.get().is_none() {
-            // SAFETY: the current chunk is live (or the static sentinel).
-            if unsafe { current.as_ref() }.prev.get().is_none() {
-                // The common case: at most one chunk.
-                if !ChunkHeader::is_sentinel(current) {
-                    Self::poison(current, self.cursor.get().addr().get());
-                    chunk::release(current);
-                }
-                return;
+        if self.chunks.get() == 0 || (self.chunks.get() == 1 && !ChunkHeader::is_sentinel(current)) {
+            // The common case: no chunk, or one that is current.
+            if !ChunkHeader::is_sentinel(current) {
+                Self::poison(current, self.cursor.get().addr().get());
+                chunk::release(current);
             }
+            return;
         }
         let mut used_end = self.cursor.get().addr().get();
         let mut cur = (!ChunkHeader::is_sentinel(current)).then_some(current);
