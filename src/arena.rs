@@ -581,6 +581,38 @@ impl<P: Policy> Arena<P> {
         }
     }
 
+    /// Moves the end of the last block, at `ptr` with `old_size` bytes, so
+    /// that it holds `new_size` bytes; `false` (and nothing changed) when
+    /// the block is not the last one or the chunk has no room.
+    #[inline(always)]
+    pub(crate) fn resize_last_in_place(&self, ptr: NonNull<u8>, old_size: usize, new_size: usize) -> bool {
+        if !self.is_last(ptr, old_size) {
+            return false;
+        }
+        let new_round = Self::round(new_size);
+        if new_round > self.limit_addr() - ptr.addr().get() {
+            return false;
+        }
+        let old_round = Self::round(old_size);
+        // The new cursor is `ptr + new_round`, reached from the arena's own
+        // cursor (`ptr + old_round`) so that it keeps the arena's provenance
+        // rather than the caller's pointer's. `wrapping_add` of the
+        // two's-complement difference moves it either way without a branch.
+        let moved = self.cursor.get().as_ptr().wrapping_add(new_round.wrapping_sub(old_round));
+        if new_round < old_round {
+            self.note_peak();
+        }
+        // SAFETY: `moved` is `ptr + new_round`, inside the current chunk's
+        // data (`new_round <= limit - ptr`), so in bounds and not null.
+        self.cursor.set(unsafe { NonNull::new_unchecked(moved) });
+        if P::EXACT_STATS {
+            // The old block's rounding is given back, the new one's taken.
+            let padding = self.padding.get().wrapping_sub(old_round - old_size);
+            self.padding.set(padding.wrapping_add(new_round - new_size));
+        }
+        true
+    }
+
     /// Grows or shrinks a block; in place when it is the last one, it is
     /// aligned for `new` and the chunk has room.
     ///
@@ -598,37 +630,17 @@ impl<P: Policy> Arena<P> {
         // A mask, not `%`: the alignment is a power of two, and a division
         // would cost more than the rest of the in-place path.
         let aligned = addr & (new.align() - 1) == 0;
-        if self.is_last(ptr, old.size()) && aligned {
-            let room = self.limit_addr() - addr;
-            let new_round = Self::round(new.size());
-            if new_round <= room {
-                let old_round = Self::round(old.size());
-                // The new cursor is `addr + new_round`, reached from the
-                // arena's own cursor (`addr + old_round`) so that it keeps
-                // the arena's provenance rather than the caller's pointer's.
-                // `wrapping_add` of the two's-complement difference moves it
-                // either way without a branch.
-                let moved = self.cursor.get().as_ptr().wrapping_add(new_round.wrapping_sub(old_round));
-                if new_round < old_round {
-                    self.note_peak();
-                }
-                // SAFETY: `moved` is `addr + new_round`, which is inside the
-                // current chunk's data (`new_round <= limit - addr`), so it
-                // is in bounds of the chunk and not null.
-                self.cursor.set(unsafe { NonNull::new_unchecked(moved) });
-                // Padding: the old block's rounding is given back, the new
-                // one's is taken (both below MIN_ALIGN).
-                if P::EXACT_STATS {
-                    let padding = self.padding.get().wrapping_sub(old_round - old.size());
-                    self.padding.set(padding.wrapping_add(new_round - new.size()));
-                }
+        if aligned {
+            if self.resize_last_in_place(ptr, old.size(), new.size()) {
                 return Ok(ptr);
             }
-        } else if new.size() <= old.size() && aligned {
-            // Shrinking a block that is not the last: keep it where it is.
-            self.note_peak();
-            self.padding.set(self.padding.get() + (old.size() - new.size()));
-            return Ok(ptr);
+            if new.size() <= old.size() {
+                // Shrinking a block that is not the last (the last one
+                // always shrinks in place above): keep it where it is.
+                self.note_peak();
+                self.padding.set(self.padding.get() + (old.size() - new.size()));
+                return Ok(ptr);
+            }
         }
         // SAFETY: forwarded from the caller.
         unsafe { self.realloc_move(ptr, old, new) }

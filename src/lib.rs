@@ -7,6 +7,8 @@
 //!   collections (`Vec::new_in(&arena)`, `hashbrown::HashMap::new_in(&arena)`)
 //!   and, under the `nightly` feature, with `core::alloc::Allocator`.
 //! - [`scoped`]: the calling thread's arena, freed when the closure ends.
+//! - [`collections::Vec`]: a vector for an arena whose `push` runs at the
+//!   speed of std's (allocator-api2's `Vec` works too, more slowly).
 //! - [`policy`]: compile-time choices of checks ([`policy::Fast`],
 //!   [`policy::Safe`], [`policy::Debug`]).
 //!
@@ -41,6 +43,8 @@ mod api;
 mod arena;
 #[cfg(not(fiberalloc_loom))]
 mod chunk;
+#[cfg(not(fiberalloc_loom))]
+pub mod collections;
 #[cfg(not(fiberalloc_loom))]
 mod local;
 #[cfg(not(fiberalloc_loom))]
