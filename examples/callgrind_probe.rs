@@ -28,7 +28,7 @@ fn main() {
             // Vec<u8> grown with reserve_exact(1) before each push: one
             // in-place grow per push (the arena has room for all of them).
             let a = Arena::<fiberalloc::policy::Fast>::with_capacity(n + 64);
-            let mut v = allocator_api2::vec::Vec::<u8, _>::new_in(&a);
+            let mut v = fiberalloc::collections::Vec::<u8>::new_in(&a);
             for i in 0..n {
                 v.reserve_exact(1);
                 v.push(black_box(i as u8));

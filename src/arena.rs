@@ -576,8 +576,10 @@ impl<P: Policy> Arena<P> {
                 unsafe { ptr.as_ptr().write_bytes(P::POISON_BYTE, layout.size()) };
             }
         } else {
-            // A hole the cursor cannot take back.
-            self.padding.set(self.padding.get() + layout.size());
+            // A hole the cursor cannot take back. Without exact stats the
+            // block's rounding was counted as allocated, so it goes too.
+            let hole = if P::EXACT_STATS { layout.size() } else { Self::round(layout.size()) };
+            self.padding.set(self.padding.get() + hole);
         }
     }
 
