@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prints the side-by-side table of the latest criterion run.
 
-Usage: scripts/bench-table.py [GROUP_PREFIX ...]
+Usage: scripts/bench-table.py [--summary] [GROUP_PREFIX ...]
 
 Reads target/criterion/<group>/<contender>/new/estimates.json (median) and
 prints, per group (row), each contender's median in ns per operation (the
@@ -30,7 +30,9 @@ def per_op(group, name):
 
 
 def main():
-    prefixes = sys.argv[1:]
+    args = sys.argv[1:]
+    summary = "--summary" in args
+    prefixes = [a for a in args if a != "--summary"]
     if not os.path.isdir(ROOT):
         sys.exit("no criterion results under target/criterion: run cargo bench first")
     groups = sorted(g for g in os.listdir(ROOT) if g != "report" and (not prefixes or any(g.startswith(p) for p in prefixes)))
@@ -42,6 +44,15 @@ def main():
         ours = {n: v for n, v in vals.items() if n.startswith(OURS)}
         peers = {n: v for n, v in vals.items() if not n.startswith(OURS)}
         rows.append((g, ours, peers))
+    if summary:
+        print("| row | fiberalloc | best peer | ratio |")
+        print("|---|---:|---|---:|")
+        for g, ours, peers in rows:
+            if OURS not in ours or not peers:
+                continue
+            name, best = min(peers.items(), key=lambda kv: kv[1])
+            print(f"| {g} | {ours[OURS]:.3f} | {name} {best:.3f} | {ours[OURS] / best:.2f}x |")
+        return
     print("| row | contender | ns/op (median) | vs best peer |")
     print("|---|---|---:|---:|")
     for g, ours, peers in rows:

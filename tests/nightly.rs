@@ -1,0 +1,25 @@
+//! The `nightly` feature: std's own collections in an arena through
+//! `core::alloc::Allocator`. Run with
+//! `cargo +nightly test --features nightly --test nightly`.
+#![cfg(feature = "nightly")]
+#![feature(allocator_api)]
+
+use fiberalloc::Arena;
+
+#[test]
+fn std_vec_and_box_in_an_arena() {
+    let arena: Arena = Arena::new();
+    let mut v: Vec<u64, &Arena> = Vec::new_in(&arena);
+    for i in 0..10_000 {
+        v.push(i);
+    }
+    assert_eq!(v.iter().sum::<u64>(), 10_000 * 9_999 / 2);
+    let before = v.as_ptr();
+    v.reserve_exact(1);
+    assert_eq!(v.as_ptr(), before, "the last block grows in place");
+    let b = Box::new_in([1u8; 100], &arena);
+    assert_eq!(b.iter().map(|&x| x as u32).sum::<u32>(), 100);
+    assert!(arena.contains(b.as_ptr()));
+    drop((v, b));
+    assert!(arena.stats().allocated_bytes < 64);
+}
