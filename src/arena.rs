@@ -596,11 +596,11 @@ impl<P: Policy> Arena<P> {
             return false;
         }
         let old_round = Self::round(old_size);
-        // The new cursor is `ptr + new_round`, reached from the arena's own
-        // cursor (`ptr + old_round`) so that it keeps the arena's provenance
-        // rather than the caller's pointer's. `wrapping_add` of the
-        // two's-complement difference moves it either way without a branch.
-        let moved = self.cursor.get().as_ptr().wrapping_add(new_round.wrapping_sub(old_round));
+        // The new cursor is `ptr + new_round`, with the provenance of the
+        // arena's own cursor rather than the caller's pointer. Computing
+        // the address from `ptr` (not from the cursor's value) keeps the
+        // cursor load off the critical path of a grow-per-push loop.
+        let moved = self.cursor.get().as_ptr().with_addr(ptr.addr().get() + new_round);
         if new_round < old_round {
             self.note_peak();
         }
