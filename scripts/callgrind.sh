@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
-# Instructions per typed `u64` allocation, per warm-up (Arena::new + one
-# allocation + drop) and per `reserve_exact(1)` + push, counted by
-# callgrind: stable on a noisy machine.
+# Instructions per operation, counted by callgrind (stable on a noisy
+# machine), for fiberalloc and its peers: a typed `u64` allocation, a
+# warm-up (new arena + one allocation + drop) and a `reserve_exact(1)` +
+# push on each allocator's own vector. Each count is per loop iteration,
+# loop and `black_box` included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --example callgrind_probe -q
-bin=target/release/examples/callgrind_probe
+cargo build --release -p fiberalloc-benches --bin probe -q
+bin=target/release/probe
 count() {
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$1" "$2" 2>&1 \
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$@" 2>&1 \
         | awk '/refs:/ { gsub(",", "", $NF); print $NF }'
 }
-for what in typed warm exact; do
-    small=$(count "$what" 1000)
-    large=$(count "$what" 1001000)
-    echo "$what: $(( (large - small) / 1000000 )) instructions per operation"
+printf '| row | fiberalloc | bumpalo | bump-scope | blink-alloc |\n|---|---:|---:|---:|---:|\n'
+for row in typed warm exact; do
+    line="| $row"
+    for who in fiberalloc bumpalo bump-scope blink-alloc; do
+        if [ "$row/$who" = exact/bumpalo ]; then line="$line | quadratic"; continue; fi
+        small=$(count "$who" "$row" 1000)
+        large=$(count "$who" "$row" 201000)
+        line="$line | $(( (large - small) / 200000 ))"
+    done
+    echo "$line |"
 done

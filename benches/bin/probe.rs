@@ -1,0 +1,97 @@
+//! The workloads of `scripts/callgrind.sh`, for fiberalloc and its peers:
+//! `probe CONTENDER ROW N` runs N operations of ROW (`typed`: an `alloc(u64)`;
+//! `warm`: new arena + one allocation + drop; `exact`: `reserve_exact(1)` +
+//! push on each allocator's own vector). The script runs each twice with
+//! different N and divides the difference, so start-up costs cancel out.
+use fiberalloc::Arena;
+use std::hint::black_box;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (who, row) = (args[0].as_str(), args[1].as_str());
+    let n: usize = args[2].parse().expect("N");
+    match (who, row) {
+        ("fiberalloc", "typed") => {
+            let a = Arena::<fiberalloc::policy::Fast>::with_capacity(n * 8 + 64);
+            for i in 0..n {
+                black_box(a.alloc(black_box(i as u64)));
+            }
+        }
+        ("bumpalo", "typed") => {
+            let a = bumpalo::Bump::with_capacity(n * 8 + 64);
+            for i in 0..n {
+                black_box(a.alloc(black_box(i as u64)));
+            }
+        }
+        ("bump-scope", "typed") => {
+            let a: bump_scope::Bump = bump_scope::Bump::with_size(n * 8 + 4096);
+            for i in 0..n {
+                black_box(a.alloc(black_box(i as u64)).into_mut());
+            }
+        }
+        ("blink-alloc", "typed") => {
+            let a = blink_alloc::Blink::new();
+            // Warm the arena so the loop stays on the fast path.
+            for _ in 0..n {
+                black_box(a.put(0u64));
+            }
+            let mut a = a;
+            a.reset();
+            for i in 0..n {
+                black_box(a.put(black_box(i as u64)));
+            }
+        }
+        ("fiberalloc", "warm") => {
+            for i in 0..n {
+                let a: Arena = Arena::new();
+                black_box(a.alloc(black_box(i as u64)));
+            }
+        }
+        ("bumpalo", "warm") => {
+            for i in 0..n {
+                let a = bumpalo::Bump::new();
+                black_box(a.alloc(black_box(i as u64)));
+            }
+        }
+        ("bump-scope", "warm") => {
+            for i in 0..n {
+                let a: bump_scope::Bump = bump_scope::Bump::new();
+                black_box(a.alloc(black_box(i as u64)).into_mut());
+            }
+        }
+        ("blink-alloc", "warm") => {
+            for i in 0..n {
+                let a = blink_alloc::Blink::new();
+                black_box(a.put(black_box(i as u64)));
+            }
+        }
+        ("fiberalloc", "exact") => {
+            let a = Arena::<fiberalloc::policy::Fast>::with_capacity(n + 64);
+            let mut v = fiberalloc::collections::Vec::<u8>::new_in(&a);
+            for i in 0..n {
+                v.reserve_exact(1);
+                v.push(black_box(i as u8));
+            }
+            black_box(&v);
+        }
+        ("bump-scope", "exact") => {
+            let a: bump_scope::Bump = bump_scope::Bump::with_size(n + 4096);
+            let mut v = bump_scope::BumpVec::<u8, _>::new_in(&a);
+            for i in 0..n {
+                v.reserve_exact(1);
+                v.push(black_box(i as u8));
+            }
+            black_box(&v);
+        }
+        ("blink-alloc", "exact") => {
+            let a = blink_alloc::BlinkAlloc::new();
+            let mut v = allocator_api2_04::vec::Vec::<u8, _>::new_in(&a);
+            for i in 0..n {
+                v.reserve_exact(1);
+                v.push(black_box(i as u8));
+            }
+            black_box(&v);
+        }
+        _ => eprintln!("unknown: {who} {row} (bumpalo has no in-place exact growth: skipped)"),
+    }
+}
