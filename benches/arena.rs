@@ -238,73 +238,37 @@ fn vec_pushes(c: &mut Criterion) {
 /// Bytes allocated (in 1 KiB blocks) before the timed reset.
 const RESET_FILL: usize = 1 << 20;
 
+/// Times `reset` of an arena made by `$new` and filled with 1 MiB through
+/// `$fill` (one 1 KiB block per call), in the steady state: filled and
+/// reset twice before the timed fill.
+macro_rules! bench_reset {
+    ($g:expr, $name:expr, $new:expr, |$a:ident| $fill:expr) => {
+        $g.bench_function($name, |b| {
+            let setup = || {
+                let mut $a = $new;
+                for round in 0..3 {
+                    for _ in 0..RESET_FILL / 1024 {
+                        $fill;
+                    }
+                    if round < 2 {
+                        $a.reset();
+                    }
+                }
+                $a
+            };
+            b.iter_batched_ref(setup, |a| a.reset(), BatchSize::SmallInput)
+        })
+    };
+}
+
 fn reset_after_1mib(c: &mut Criterion) {
-    let blocks = RESET_FILL / 1024;
     let mut g = c.benchmark_group("reset_1mib");
-    g.bench_function("fiberalloc", |b| {
-        let setup = || {
-            let mut a: Arena = Arena::new();
-            for _ in 0..2 {
-                for _ in 0..blocks {
-                    a.alloc([0u8; 1024]);
-                }
-                a.reset();
-            }
-            for _ in 0..blocks {
-                a.alloc([0u8; 1024]);
-            }
-            a
-        };
-        b.iter_batched_ref(setup, |a| a.reset(), BatchSize::SmallInput)
+    bench_reset!(g, "fiberalloc", Arena::<fiberalloc::policy::Fast>::new(), |a| a.alloc([0u8; 1024]));
+    bench_reset!(g, "bumpalo", bumpalo::Bump::new(), |a| a.alloc([0u8; 1024]));
+    bench_reset!(g, "bump-scope", bump_scope::Bump::<bump_scope::alloc::Global>::new(), |a| {
+        let _ = a.alloc([0u8; 1024]).into_mut();
     });
-    g.bench_function("bumpalo", |b| {
-        let setup = || {
-            let mut a = bumpalo::Bump::new();
-            for _ in 0..2 {
-                for _ in 0..blocks {
-                    a.alloc([0u8; 1024]);
-                }
-                a.reset();
-            }
-            for _ in 0..blocks {
-                a.alloc([0u8; 1024]);
-            }
-            a
-        };
-        b.iter_batched_ref(setup, |a| a.reset(), BatchSize::SmallInput)
-    });
-    g.bench_function("bump-scope", |b| {
-        let setup = || {
-            let mut a: bump_scope::Bump = bump_scope::Bump::new();
-            for _ in 0..2 {
-                for _ in 0..blocks {
-                    a.alloc([0u8; 1024]);
-                }
-                a.reset();
-            }
-            for _ in 0..blocks {
-                a.alloc([0u8; 1024]);
-            }
-            a
-        };
-        b.iter_batched_ref(setup, |a| a.reset(), BatchSize::SmallInput)
-    });
-    g.bench_function("blink-alloc", |b| {
-        let setup = || {
-            let mut a = blink_alloc::Blink::new();
-            for _ in 0..2 {
-                for _ in 0..blocks {
-                    a.put([0u8; 1024]);
-                }
-                a.reset();
-            }
-            for _ in 0..blocks {
-                a.put([0u8; 1024]);
-            }
-            a
-        };
-        b.iter_batched_ref(setup, |a| a.reset(), BatchSize::SmallInput)
-    });
+    bench_reset!(g, "blink-alloc", blink_alloc::Blink::new(), |a| a.put([0u8; 1024]));
     g.finish();
 }
 
