@@ -513,6 +513,18 @@ impl<P: Policy> Arena<P> {
         (size + (P::MIN_ALIGN - 1)) & !(P::MIN_ALIGN - 1)
     }
 
+    /// The bytes a block of `size` counts for in `allocated_bytes`: its
+    /// size with exact statistics, else its size rounded to MIN_ALIGN (the
+    /// fast path does not record the rounding).
+    #[inline(always)]
+    fn counted(size: usize) -> usize {
+        if P::EXACT_STATS {
+            size
+        } else {
+            Self::round(size)
+        }
+    }
+
     /// Whether the block at `ptr` of `size` bytes is the last one handed
     /// out (its rounded end is the cursor).
     #[inline(always)]
@@ -578,8 +590,7 @@ impl<P: Policy> Arena<P> {
         } else {
             // A hole the cursor cannot take back. Without exact stats the
             // block's rounding was counted as allocated, so it goes too.
-            let hole = if P::EXACT_STATS { layout.size() } else { Self::round(layout.size()) };
-            self.padding.set(self.padding.get() + hole);
+            self.padding.set(self.padding.get() + Self::counted(layout.size()));
         }
     }
 
@@ -640,7 +651,8 @@ impl<P: Policy> Arena<P> {
                 // Shrinking a block that is not the last (the last one
                 // always shrinks in place above): keep it where it is.
                 self.note_peak();
-                self.padding.set(self.padding.get() + (old.size() - new.size()));
+                let freed = Self::counted(old.size()) - Self::counted(new.size());
+                self.padding.set(self.padding.get() + freed);
                 return Ok(ptr);
             }
         }
