@@ -9,20 +9,22 @@
 
 use crate::arena::Arena;
 use crate::policy::Policy;
+use crate::shared::SharedArena;
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
-/// Implements an `Allocator` trait for `&Arena<P>`; `$trait` and `$error`
-/// name the trait and its error type.
+/// Implements an `Allocator` trait for `&$arena<P>` (`Arena` or
+/// `SharedArena`, which have the same `try_alloc_layout`, `dealloc_raw` and
+/// `realloc_raw`); `$trait` and `$error` name the trait and its error type.
 macro_rules! arena_allocator {
-    ($trait:path, $error:path) => {
+    ($arena:ident, $trait:path, $error:path) => {
         // SAFETY: blocks come from `try_alloc_layout`, are disjoint, sized
         // and aligned for their layout, and stay valid while the `&Arena`
         // borrow lives (freeing them all needs `&mut Arena`). `deallocate`,
         // `grow` and `shrink` only move the cursor for the block that ends
         // at it, and otherwise copy into a fresh block. Copies of the
         // reference are the same allocator, as the trait requires.
-        unsafe impl<P: Policy> $trait for &Arena<P> {
+        unsafe impl<P: Policy> $trait for &$arena<P> {
             #[inline(always)]
             fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, $error> {
                 match (**self).try_alloc_layout(layout) {
@@ -88,7 +90,10 @@ macro_rules! arena_allocator {
     };
 }
 
-arena_allocator!(allocator_api2::alloc::Allocator, allocator_api2::alloc::AllocError);
+arena_allocator!(Arena, allocator_api2::alloc::Allocator, allocator_api2::alloc::AllocError);
+arena_allocator!(SharedArena, allocator_api2::alloc::Allocator, allocator_api2::alloc::AllocError);
 
 #[cfg(feature = "nightly")]
-arena_allocator!(core::alloc::Allocator, core::alloc::AllocError);
+arena_allocator!(Arena, core::alloc::Allocator, core::alloc::AllocError);
+#[cfg(feature = "nightly")]
+arena_allocator!(SharedArena, core::alloc::Allocator, core::alloc::AllocError);

@@ -7,6 +7,9 @@
 //!   collections (`Vec::new_in(&arena)`, `hashbrown::HashMap::new_in(&arena)`)
 //!   and, under the `nightly` feature, with `core::alloc::Allocator`.
 //! - [`scoped`]: the calling thread's arena, freed when the closure ends.
+//! - [`SharedArena`]: many threads allocating at once, one compare-exchange
+//!   per allocation; [`Lease`]s for per-thread bumping without atomics and
+//!   [`SharedArena::try_reset`] between frames.
 //! - [`collections::Vec`]: a vector for an arena whose `push` runs at the
 //!   speed of std's (allocator-api2's `Vec` works too, more slowly).
 //! - [`policy`]: compile-time choices of checks ([`policy::Fast`],
@@ -52,6 +55,8 @@ pub mod policy;
 #[cfg(not(fiberalloc_loom))]
 mod region;
 #[cfg(not(fiberalloc_loom))]
+mod shared;
+#[cfg(not(fiberalloc_loom))]
 mod stats;
 mod sync;
 #[cfg(not(fiberalloc_loom))]
@@ -74,6 +79,8 @@ pub use allocator_api2::alloc::AllocError;
 pub use arena::Arena;
 #[cfg(not(fiberalloc_loom))]
 pub use local::scoped;
+#[cfg(not(fiberalloc_loom))]
+pub use shared::{Lease, SharedArena, LEASE_BLOCK};
 #[cfg(not(fiberalloc_loom))]
 pub use stats::Stats;
 

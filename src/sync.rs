@@ -8,10 +8,15 @@
 
 #[cfg(not(fiberalloc_loom))]
 pub(crate) use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+#[cfg(not(fiberalloc_loom))]
+pub(crate) use std::sync::{Mutex, MutexGuard};
 
 #[cfg(fiberalloc_loom)]
 #[allow(unused_imports)]
 pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+#[cfg(fiberalloc_loom)]
+#[allow(unused_imports)]
+pub(crate) use loom::sync::{Mutex, MutexGuard};
 
 /// Tells the scheduler (or loom) that this thread is waiting on another.
 #[allow(dead_code)]

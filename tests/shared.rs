@@ -1,0 +1,196 @@
+//! `SharedArena` and its leases, with real threads.
+mod common;
+use allocator_api2::alloc::Allocator;
+use allocator_api2::vec::Vec as AVec;
+use common::*;
+use core::alloc::Layout;
+use fiberalloc::{policy::Policy, AllocError, SharedArena};
+use std::sync::Barrier;
+
+fn assert_send_sync<T: Send + Sync>() {}
+
+/// `threads` threads each making `n` allocations of mixed sizes and
+/// alignments from one arena at once; every block is filled, then checked
+/// after all threads are done, and no two overlap.
+fn hammer<P: Policy>(arena: &SharedArena<P>, threads: usize, n: usize) {
+    let barrier = Barrier::new(threads);
+    let blocks: Vec<Vec<(usize, usize, usize)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    let mut mine = Vec::with_capacity(n);
+                    for i in 0..n {
+                        let size = 1 + (i * 7 + t * 13) % 300;
+                        let align = 1 << ((i + t) % 8);
+                        let p =
+                            arena.try_alloc_layout(Layout::from_size_align(size, align).unwrap()).unwrap();
+                        assert_eq!(p.as_ptr() as usize % align, 0, "misaligned");
+                        let id = t * n + i;
+                        // SAFETY: a fresh block of `size` bytes, this thread's.
+                        unsafe { fill(p.as_ptr(), size, id) };
+                        mine.push((p.as_ptr() as usize, size, id));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let all: Vec<_> = blocks.into_iter().flatten().collect();
+    for &(p, size, id) in &all {
+        // SAFETY: blocks stay valid until the arena is reset.
+        unsafe { check(p as *const u8, size, id) };
+    }
+    assert_disjoint(all.iter().map(|&(p, s, _)| p..p + s).collect());
+}
+
+fn threads_get_disjoint_blocks<P: Policy>() {
+    assert_send_sync::<SharedArena<P>>();
+    let arena = SharedArena::<P>::new();
+    hammer(&arena, 4, scale(50_000));
+    let s = arena.stats();
+    assert!(s.chunk_count >= 1 && s.reserved_bytes > 0);
+}
+
+fn reset_after_join_reuses_memory<P: Policy>() {
+    let mut arena = SharedArena::<P>::new();
+    let n = scale(20_000);
+    hammer(&arena, 2, n);
+    arena.reset();
+    hammer(&arena, 2, n);
+    arena.reset();
+    let settled = arena.stats().reserved_bytes;
+    for _ in 0..3 {
+        hammer(&arena, 2, n);
+        arena.reset();
+        assert!(arena.stats().reserved_bytes <= settled, "reserved memory grew across resets");
+    }
+    assert_eq!(arena.stats().allocated_bytes, 0);
+}
+
+fn vecs_in_several_threads<P: Policy>() {
+    let arena = SharedArena::<P>::new();
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let arena = &arena;
+            s.spawn(move || {
+                let mut v = AVec::new_in(arena);
+                for i in 0..scale(20_000) as u64 {
+                    v.push(i * 4 + t);
+                }
+                assert!(v.iter().enumerate().all(|(i, &x)| x == i as u64 * 4 + t));
+                let mut m = hashbrown::HashMap::new_in(arena);
+                for i in 0..scale(2_000) as u64 {
+                    m.insert(i, t);
+                }
+                assert_eq!(m.len(), scale(2_000));
+            });
+        }
+    });
+}
+
+fn last_block_in_place<P: Policy>() {
+    let arena = SharedArena::<P>::new();
+    let a = &arena;
+    let l = |s| Layout::from_size_align(s, 8).unwrap();
+    let p = a.allocate(l(16)).unwrap().cast::<u8>();
+    // SAFETY: 16 bytes.
+    unsafe { fill(p.as_ptr(), 16, 1) };
+    // SAFETY: `p` came from this allocator with that layout.
+    let g = unsafe { a.grow(p, l(16), l(4000)) }.unwrap().cast::<u8>();
+    assert_eq!(g, p, "the last block grows in place");
+    // SAFETY: kept contents.
+    unsafe { check(g.as_ptr(), 16, 1) };
+    // SAFETY: as above.
+    unsafe { a.deallocate(g, l(4000)) };
+    let q = a.allocate(l(8)).unwrap().cast::<u8>();
+    assert_eq!(q, p, "freeing the last block moves the cursor back");
+    let _r = a.allocate(l(8)).unwrap();
+    // SAFETY: `q` came from this allocator.
+    let moved = unsafe { a.grow(q, l(8), l(64)) }.unwrap().cast::<u8>();
+    assert_ne!(moved, q, "a block that is not the last moves");
+}
+
+fn errors_are_values<P: Policy>() {
+    let arena = SharedArena::<P>::new();
+    for (size, align) in [(isize::MAX as usize, 1), (isize::MAX as usize - 4095, 4096), (1 << 62, 8)] {
+        let layout = Layout::from_size_align(size, align).unwrap();
+        assert_eq!(arena.try_alloc_layout(layout), Err(AllocError));
+    }
+    let capped = SharedArena::<P>::new();
+    capped.set_allocation_limit(Some(256 << 10));
+    let mut n = 0;
+    while capped.try_alloc_layout(Layout::from_size_align(1000, 8).unwrap()).is_ok() {
+        n += 1;
+        assert!(n < 10_000, "limit not enforced");
+    }
+    assert!(capped.stats().reserved_bytes <= 256 << 10);
+    assert_eq!(*arena.alloc(7u8), 7, "still usable after errors");
+    assert_eq!(arena.alloc_str("ok"), "ok");
+}
+
+fn leases_bump_and_reset<P: Policy>() {
+    let arena = SharedArena::<P>::new();
+    let n = scale(20_000);
+    for round in 0..3 {
+        std::thread::scope(|s| {
+            for t in 0..3usize {
+                let arena = &arena;
+                s.spawn(move || {
+                    let lease = arena.lease();
+                    let mut blocks = Vec::new();
+                    for i in 0..n {
+                        let size = 1 + (i + t) % 100;
+                        let p = lease.try_alloc_layout(Layout::from_size_align(size, 8).unwrap()).unwrap();
+                        // SAFETY: fresh block of `size` bytes.
+                        unsafe { fill(p.as_ptr(), size, t * n + i) };
+                        blocks.push((p.as_ptr() as usize, size, t * n + i));
+                    }
+                    // A large block takes its own claim.
+                    let big = lease.alloc_slice_copy(&[t as u8; 5000]);
+                    assert!(big.iter().all(|&b| b == t as u8));
+                    for &(p, size, id) in &blocks {
+                        // SAFETY: the lease is alive, so are its blocks.
+                        unsafe { check(p as *const u8, size, id) };
+                    }
+                    blocks
+                });
+            }
+        });
+        assert_eq!(arena.lease_count(), 0);
+        let before = arena.stats().reserved_bytes;
+        assert!(arena.try_reset(), "round {round}: no lease is live");
+        assert!(arena.stats().reserved_bytes <= before);
+    }
+    let held = arena.lease();
+    held.alloc(1u64);
+    assert!(!arena.try_reset(), "a live lease blocks the reset");
+    drop(held);
+    assert!(arena.try_reset());
+}
+
+fn try_reset_leaves_direct_blocks_alone<P: Policy>() {
+    let arena = SharedArena::<P>::new();
+    let direct = arena.alloc_slice_copy(&[42u32; 256]);
+    {
+        let lease = arena.lease();
+        lease.alloc_slice_copy(&[7u32; 256]);
+    }
+    assert!(arena.try_reset());
+    let lease = arena.lease();
+    let again = lease.alloc_slice_copy(&[9u32; 256]);
+    assert!(again.iter().all(|&x| x == 9));
+    assert!(direct.iter().all(|&x| x == 42), "try_reset must not free direct allocations");
+}
+
+per_policy!(
+    threads_get_disjoint_blocks,
+    reset_after_join_reuses_memory,
+    vecs_in_several_threads,
+    last_block_in_place,
+    errors_are_values,
+    leases_bump_and_reset,
+    try_reset_leaves_direct_blocks_alone,
+);
