@@ -71,82 +71,110 @@ pub const LEASE_BLOCK: usize = 4096;
 
 /// The header at the start of a shared chunk's data area.
 ///
-/// Invariants: `start <= cursor <= end` at all times (the compare-exchange
-/// never moves the cursor past `end`); `start`, `end` and `chunk` never
-/// change while the chunk is in an arena; `start` is 64-byte aligned.
+/// Invariants: `start <= cursor`, and every block handed out lies in
+/// `start..end`; the cursor may pass `end` (a small `fetch_add` that did not
+/// fit leaves it there, and the chunk counts as full); `start`, `end` and
+/// `chunk` never change while the chunk is in an arena; `start` is 64-byte
+/// aligned, so the cursor stays a multiple of `MIN_ALIGN`.
 #[repr(C, align(64))]
 pub(crate) struct SharedChunk {
-    /// Next free byte.
-    cursor: AtomicPtr<u8>,
     /// One past the last data byte.
     end: usize,
-    /// First data byte (for rewinding).
+    /// First data byte (for rewinding; blocks take their provenance from
+    /// it).
     start: NonNull<u8>,
     /// The backing chunk; `None` for the empty sentinel.
     chunk: Option<NonNull<ChunkHeader>>,
     /// The next older chunk of the same lane (written under the lock or
     /// with `&mut` only).
     prev: Cell<*mut SharedChunk>,
+    /// Address of the next free byte, on a cache line of its own: threads
+    /// contend for it, while the fields above are only read.
+    cursor: CursorLine,
+}
+
+/// The cursor, alone on its cache line.
+#[repr(C, align(64))]
+struct CursorLine(AtomicUsize);
+
+impl core::ops::Deref for CursorLine {
+    type Target = AtomicUsize;
+    fn deref(&self) -> &AtomicUsize {
+        &self.0
+    }
 }
 
 /// Bytes the shared header takes at the start of a chunk's data area.
 const SHARED_HEADER: usize = core::mem::size_of::<SharedChunk>();
 
+/// Requests up to this size with an alignment up to `MIN_ALIGN` take the
+/// single-`fetch_add` path; a miss wastes at most this much of a chunk's
+/// tail per racing thread.
+const FETCH_ADD_MAX: usize = 256;
+
 impl SharedChunk {
-    /// Claims `size` bytes at `align` with the compare-exchange loop;
-    /// `None` if the chunk has no room.
+    /// Claims `size` bytes at `align`: one `fetch_add` for small requests
+    /// at most `MIN_ALIGN`-aligned, else a compare-exchange loop. `None` if
+    /// the chunk has no room.
     #[inline(always)]
     fn bump<P: Policy>(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
-        // Relaxed: see the module docs; the exchange below decides.
+        let round = (size + (P::MIN_ALIGN - 1)) & !(P::MIN_ALIGN - 1);
+        if align <= P::MIN_ALIGN && round <= FETCH_ADD_MAX {
+            // Relaxed: disjointness needs only the atomicity of the
+            // read-modify-write (see the module docs). The cursor is a
+            // multiple of MIN_ALIGN, so the block needs no padding.
+            let at = self.cursor.fetch_add(round, Ordering::Relaxed);
+            if at + round <= self.end {
+                return Some(self.block_at(at));
+            }
+            // Did not fit: the cursor now lies past the end (by at most
+            // FETCH_ADD_MAX per racing thread) and the chunk is full.
+            return None;
+        }
+        // Relaxed: as above; the exchange decides.
         let mut cur = self.cursor.load(Ordering::Relaxed);
         let mask = align - 1;
         loop {
-            let addr = cur.addr();
-            // No overflow: user-space addresses are far below 2^63 and a
-            // Layout's size plus alignment is at most isize::MAX + 1.
-            let start = (addr + mask) & !mask;
-            let end = start + ((size + (P::MIN_ALIGN - 1)) & !(P::MIN_ALIGN - 1));
+            // Checked: the sentinel's cursor sits half-way up the address
+            // range, where a huge request could overflow.
+            let end = cur.checked_add(mask).and_then(|s| (s & !mask).checked_add(round))?;
             if end > self.end {
                 return None;
             }
+            let start = end - round;
             // Relaxed on success and failure: only the cursor's own
             // modification order matters for disjointness. On failure
             // another thread moved the cursor: retry from its new value.
-            match self.cursor.compare_exchange_weak(
-                cur,
-                cur.wrapping_add(end - addr),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                // SAFETY: `start` lies in `cur..=self.end`, inside this
-                // chunk's data, so it is in bounds and not null.
-                Ok(_) => return Some(unsafe { NonNull::new_unchecked(cur.wrapping_add(start - addr)) }),
+            match self.cursor.compare_exchange_weak(cur, end, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return Some(self.block_at(start)),
                 Err(now) => cur = now,
             }
         }
     }
 
+    /// The block at address `at` (inside `start..end`), with the chunk's
+    /// provenance.
+    #[inline(always)]
+    fn block_at(&self, at: usize) -> NonNull<u8> {
+        // SAFETY: callers pass an address in `start..=end`, inside this
+        // chunk's data (or one past it), so it is in bounds and not null.
+        unsafe { self.start.add(at - self.start.addr().get()) }
+    }
+
     /// Moves the cursor from `from` to `to` if nobody moved it since.
     #[inline]
     fn move_cursor(&self, from: usize, to: usize) -> bool {
-        let cur = self.cursor.load(Ordering::Relaxed);
-        if cur.addr() != from || to > self.end {
+        if to > self.end {
             return false;
         }
         // Relaxed: as in `bump`. Failure means another thread allocated
-        // after the block; then the block is no longer the last one.
-        self.cursor
-            .compare_exchange(
-                cur,
-                cur.wrapping_add(to.wrapping_sub(from)),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            )
-            .is_ok()
+        // after the block (or the cursor is elsewhere): then the block is
+        // not the last one, and nothing changes.
+        self.cursor.compare_exchange(from, to, Ordering::Relaxed, Ordering::Relaxed).is_ok()
     }
 
     fn used(&self) -> usize {
-        self.cursor.load(Ordering::Relaxed).addr() - self.start.addr().get()
+        self.cursor.load(Ordering::Relaxed).min(self.end) - self.start.addr().get()
     }
 }
 
@@ -212,13 +240,16 @@ unsafe impl<P: Policy> Send for SharedArena<P> {}
 #[cfg(not(fiberalloc_loom))]
 mod sentinel {
     use super::*;
-    /// The static empty chunk every lane starts on: no room, never written
-    /// (zero-sized requests do not touch the cursor).
+    /// The static empty chunk every lane starts on. It never has room
+    /// (`end` is 0); a small request's `fetch_add` may move its cursor,
+    /// which starts half-way up the address range so that it can never
+    /// wrap round into "room".
     pub(super) struct Empty(pub(super) SharedChunk);
-    // SAFETY: never written; see above.
+    // SAFETY: its only mutable state is the atomic cursor; `prev` is never
+    // written (every writer checks for a backing chunk first).
     unsafe impl Sync for Empty {}
     pub(super) static EMPTY: Empty = Empty(SharedChunk {
-        cursor: AtomicPtr::new(core::ptr::null_mut()),
+        cursor: CursorLine(AtomicUsize::new(usize::MAX / 2)),
         end: 0,
         start: NonNull::dangling(),
         chunk: None,
@@ -256,7 +287,7 @@ impl<P: Policy> SharedArena<P> {
     #[cfg(fiberalloc_loom)]
     pub fn new() -> Self {
         let empty = Box::into_raw(Box::new(SharedChunk {
-            cursor: AtomicPtr::new(core::ptr::null_mut()),
+            cursor: CursorLine(AtomicUsize::new(usize::MAX / 2)),
             end: 0,
             start: NonNull::dangling(),
             chunk: None,
@@ -289,7 +320,7 @@ impl<P: Policy> SharedArena<P> {
                     // SAFETY: `c` was just installed and no other thread
                     // can see the arena yet.
                     let c = unsafe { &*c };
-                    c.cursor.store(c.start.as_ptr(), Ordering::Relaxed);
+                    c.cursor.store(c.start.addr().get(), Ordering::Relaxed);
                 }
                 Err(AllocError) => {
                     drop(r);
@@ -442,7 +473,7 @@ impl<P: Policy> SharedArena<P> {
         // SAFETY: the data area is ours, writable and aligned for the header.
         unsafe {
             sc.write(SharedChunk {
-                cursor: AtomicPtr::new(start.as_ptr().wrapping_add(first.end - start.addr().get())),
+                cursor: CursorLine(AtomicUsize::new(first.end)),
                 end,
                 start,
                 chunk: Some(backing),
@@ -587,7 +618,7 @@ impl<P: Policy> SharedArena<P> {
             }
             old = next;
         }
-        c.cursor.store(c.start.as_ptr(), Ordering::Relaxed);
+        c.cursor.store(c.start.addr().get(), Ordering::Relaxed);
     }
 
     /// Frees every block (both lanes and the oversized chunks), keeping
