@@ -34,58 +34,41 @@
 
 #![cfg_attr(feature = "nightly", feature(allocator_api))]
 #![warn(missing_docs)]
+// Loom builds compile the chunk cache's helpers without the cache.
+#![cfg_attr(fiberalloc_loom, allow(dead_code))]
 
 #[cfg(not(feature = "std"))]
 compile_error!("fiberalloc needs the `std` feature for now (mmap, thread-locals and io::Error)");
 
-#[cfg(not(fiberalloc_loom))]
 mod align;
-#[cfg(not(fiberalloc_loom))]
 mod api;
-#[cfg(not(fiberalloc_loom))]
 mod arena;
-#[cfg(not(fiberalloc_loom))]
 mod chunk;
-#[cfg(not(fiberalloc_loom))]
 pub mod collections;
-#[cfg(not(fiberalloc_loom))]
 mod local;
-#[cfg(not(fiberalloc_loom))]
 pub mod policy;
-#[cfg(not(fiberalloc_loom))]
 mod region;
-#[cfg(not(fiberalloc_loom))]
 mod shared;
-#[cfg(not(fiberalloc_loom))]
 mod stats;
 mod sync;
-#[cfg(not(fiberalloc_loom))]
 mod sys;
 
-/// The pieces the loom models check, built alone under
-/// `--cfg fiberalloc_loom` (the rest of the crate needs `static` atomics,
-/// which loom cannot build).
+/// Internals the loom models check directly (built only under
+/// `--cfg fiberalloc_loom`, where `sys` is the heap stand-in and the chunk
+/// cache is off, since loom's atomics cannot live in statics).
 #[cfg(fiberalloc_loom)]
 #[doc(hidden)]
 pub mod loom_api {
-    pub use super::loom_cache::SlotCache;
+    pub use crate::chunk::cache::SlotCache;
 }
-#[cfg(fiberalloc_loom)]
-#[path = "chunk/cache.rs"]
-mod loom_cache;
 
 pub use allocator_api2::alloc::AllocError;
-#[cfg(not(fiberalloc_loom))]
 pub use arena::Arena;
-#[cfg(not(fiberalloc_loom))]
 pub use local::scoped;
-#[cfg(not(fiberalloc_loom))]
 pub use shared::{Lease, SharedArena, LEASE_BLOCK};
-#[cfg(not(fiberalloc_loom))]
 pub use stats::Stats;
 
 /// Reports an allocation failure of a panicking call.
-#[cfg(not(fiberalloc_loom))]
 #[cold]
 #[inline(never)]
 fn oom(layout: core::alloc::Layout) -> ! {

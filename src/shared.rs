@@ -579,6 +579,14 @@ impl<P: Policy> SharedArena<P> {
     /// reach; direct allocations are not touched (they are freed by
     /// [`reset`](Self::reset)).
     pub fn try_reset(&self) -> bool {
+        self.try_reset_with(|| ())
+    }
+
+    /// [`try_reset`](Self::try_reset), running `during` while the lease
+    /// lane is held exclusively (after the rewind, before any new lease can
+    /// start): the loom model stands for the lane's reuse with it.
+    #[doc(hidden)]
+    pub fn try_reset_with(&self, during: impl FnOnce()) -> bool {
         // Acquire: every lease's drop (Release) happens before the rewind.
         // Relaxed on failure: a lease is live (or another reset runs).
         if self.leases.compare_exchange(0, RESETTING, Ordering::Acquire, Ordering::Relaxed).is_err() {
@@ -590,6 +598,7 @@ impl<P: Policy> SharedArena<P> {
             // to the lease lane's blocks.
             unsafe { self.rewind_lane(&mut r, &self.leased) };
         }
+        during();
         // Release: the rewind happens before any later lease's accesses.
         self.leases.store(0, Ordering::Release);
         true
@@ -643,6 +652,27 @@ impl<P: Policy> SharedArena<P> {
             }
             b = next;
         }
+    }
+
+    /// Whether `ptr` lies in the data area of one of this arena's chunks
+    /// (either lane, or an oversized chunk).
+    pub fn contains(&self, ptr: *const u8) -> bool {
+        let r = self.lock();
+        let addr = ptr.addr();
+        let inside = |mut p: *mut SharedChunk| {
+            while !p.is_null() {
+                // SAFETY: chunks of the arena are live while it is.
+                let c = unsafe { &*p };
+                if c.chunk.is_some() && c.start.addr().get() <= addr && addr < c.end {
+                    return true;
+                }
+                p = c.prev.get();
+            }
+            false
+        };
+        inside(self.direct.current.load(Ordering::Acquire))
+            || inside(self.leased.current.load(Ordering::Acquire))
+            || inside(r.big)
     }
 
     /// A snapshot of the arena's counters. Shared arenas keep no counters on

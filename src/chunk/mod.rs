@@ -26,7 +26,9 @@
 pub(crate) mod cache;
 
 use crate::region::{RawRegion, Region};
+#[cfg(not(fiberalloc_loom))]
 use crate::sync::{AtomicUsize, Ordering};
+#[cfg(not(fiberalloc_loom))]
 use cache::SlotCache;
 use core::cell::Cell;
 use core::ptr::NonNull;
@@ -186,7 +188,13 @@ impl ChunkRequest {
 /// Bits of a page-aligned pointer free for the key.
 const KEY_MASK: usize = 0xfff;
 
+// Under loom, whose atomics cannot live in statics, there is no
+// process-wide cache: chunks past the thread's slot are mapped and unmapped
+// every time. The models check the protocols above this layer; the cache
+// has a model of its own (`loom-tests/tests/chunk_cache.rs`).
+#[cfg(not(fiberalloc_loom))]
 static CACHE: SlotCache<CACHE_SLOTS> = SlotCache::new();
+#[cfg(not(fiberalloc_loom))]
 static CACHED_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 // This thread's one free chunk. The slot has no destructor of its own, so
@@ -242,7 +250,7 @@ pub(crate) fn acquire(req: ChunkRequest) -> Option<NonNull<ChunkHeader>> {
 }
 
 /// The chunk in this thread's slot if it fits `req`, with no fallback.
-#[inline]
+#[inline(always)]
 pub(crate) fn acquire_local(req: ChunkRequest) -> Option<NonNull<ChunkHeader>> {
     SLOT.with(|slot| match slot.get() {
         Some(c) if fits(c, &req) => slot.take().map(renew),
@@ -251,8 +259,15 @@ pub(crate) fn acquire_local(req: ChunkRequest) -> Option<NonNull<ChunkHeader>> {
 }
 
 /// [`acquire`] past this thread's slot: the process-wide cache or the OS.
+#[cfg(fiberalloc_loom)]
+fn acquire_shared(req: ChunkRequest) -> Option<NonNull<ChunkHeader>> {
+    map(req.map_size.max(req.min_size), req.guards).ok()
+}
+
+/// [`acquire`] past this thread's slot: the process-wide cache or the OS.
 #[cold]
 #[inline(never)]
+#[cfg(not(fiberalloc_loom))]
 fn acquire_shared(req: ChunkRequest) -> Option<NonNull<ChunkHeader>> {
     if req.min_size <= CACHE_MAX_CHUNK {
         if let Some(p) = CACHE.pop(|p| key_accepts(p.addr() & KEY_MASK, &req)) {
@@ -318,7 +333,13 @@ pub(crate) fn release(c: NonNull<ChunkHeader>) {
     }
 }
 
+#[cfg(fiberalloc_loom)]
+fn release_shared(c: NonNull<ChunkHeader>) {
+    unmap(c);
+}
+
 /// Gives a chunk to the process-wide cache, or unmaps it.
+#[cfg(not(fiberalloc_loom))]
 fn release_shared(c: NonNull<ChunkHeader>) {
     let size = ChunkHeader::size(c);
     if size <= CACHE_MAX_CHUNK {
@@ -351,6 +372,7 @@ pub(crate) fn unmap(c: NonNull<ChunkHeader>) {
 
 /// Bytes and chunks held by the process-wide cache (a racy snapshot).
 #[allow(dead_code)]
+#[cfg(not(fiberalloc_loom))]
 pub(crate) fn cache_stats() -> (usize, usize) {
     (CACHE.len(), CACHED_BYTES.load(Ordering::Relaxed))
 }

@@ -24,19 +24,21 @@
 //! mappings come from `std::alloc` with page alignment, guards and
 //! protection are recorded but not enforced, and decommit writes zeros.
 
-#[cfg(not(miri))]
+#[cfg(not(any(miri, fiberalloc_loom)))]
 mod unix;
-#[cfg(not(miri))]
+#[cfg(not(any(miri, fiberalloc_loom)))]
 pub(crate) use unix::*;
 
-#[cfg(miri)]
+// Miri cannot model mmap; loom builds want no `static` atomics. Both get
+// the heap stand-in.
+#[cfg(any(miri, fiberalloc_loom))]
 mod heap;
-#[cfg(miri)]
+#[cfg(any(miri, fiberalloc_loom))]
 pub(crate) use heap::*;
 
 /// How guard pages were installed, so they can be removed the same way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(miri, allow(dead_code))]
+#[cfg_attr(any(miri, fiberalloc_loom), allow(dead_code))]
 pub enum GuardKind {
     /// `MADV_GUARD_INSTALL` markers in the page tables (Linux 6.13+): the
     /// pages stay part of the surrounding VMA.
@@ -44,6 +46,6 @@ pub enum GuardKind {
     /// `mprotect(PROT_NONE)`: splits the VMA.
     Protect,
     /// Not enforced (Miri's heap stand-in).
-    #[cfg_attr(not(miri), allow(dead_code))]
+    #[cfg_attr(not(any(miri, fiberalloc_loom)), allow(dead_code))]
     Recorded,
 }
