@@ -43,11 +43,17 @@
 //! - `current` is stored with `Release` after the new chunk's header (and
 //!   the installer's own block placement) is written, and loaded with
 //!   `Acquire`, so a thread that sees the chunk sees its header.
-//! - The cursor compare-exchange is `Relaxed`: disjointness needs only the
-//!   atomicity of the read-modify-write (successful exchanges form one
-//!   chain in the cursor's modification order). Block contents need no
-//!   publication: a block belongs to the thread that claimed it, and memory
-//!   is reused only after `reset(&mut self)` (exclusive) or `try_reset`,
+//! - Disjointness needs only the atomicity of the cursor's
+//!   read-modify-writes (successful ones form one chain in its modification
+//!   order). But bytes can change hands without a reset: giving back the
+//!   last block moves the cursor down, and the next allocation takes the
+//!   same bytes, possibly on another thread. So the give-back exchange is
+//!   `Release` and every claim (`fetch_add`, exchange) is `Acquire`: the
+//!   previous owner's accesses happen before the new owner's (each
+//!   read-modify-write continues the release sequence, so claims in between
+//!   do not break the chain). Miri's data-race detector caught the earlier
+//!   all-`Relaxed` version; on x86 both compile to the same instructions.
+//! - Other reuse comes after `reset(&mut self)` (exclusive) or `try_reset`,
 //!   which synchronises with every lease through the lease count.
 //! - A lease's drop decrements the count with `Release`; `try_reset`'s
 //!   exchange from 0 is `Acquire`, so every access a lease made to its
@@ -120,10 +126,10 @@ impl SharedChunk {
     fn bump<P: Policy>(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
         let round = (size + (P::MIN_ALIGN - 1)) & !(P::MIN_ALIGN - 1);
         if align <= P::MIN_ALIGN && round <= FETCH_ADD_MAX {
-            // Relaxed: disjointness needs only the atomicity of the
-            // read-modify-write (see the module docs). The cursor is a
-            // multiple of MIN_ALIGN, so the block needs no padding.
-            let at = self.cursor.fetch_add(round, Ordering::Relaxed);
+            // Acquire: the bytes may have been given back by another
+            // thread's rollback (a Release exchange); see the module docs.
+            // The cursor is a multiple of MIN_ALIGN: no padding needed.
+            let at = self.cursor.fetch_add(round, Ordering::Acquire);
             if at + round <= self.end {
                 return Some(self.block_at(at));
             }
@@ -131,7 +137,7 @@ impl SharedChunk {
             // FETCH_ADD_MAX per racing thread) and the chunk is full.
             return None;
         }
-        // Relaxed: as above; the exchange decides.
+        // Relaxed: only the first guess; the exchange below decides.
         let mut cur = self.cursor.load(Ordering::Relaxed);
         let mask = align - 1;
         loop {
@@ -142,10 +148,10 @@ impl SharedChunk {
                 return None;
             }
             let start = end - round;
-            // Relaxed on success and failure: only the cursor's own
-            // modification order matters for disjointness. On failure
-            // another thread moved the cursor: retry from its new value.
-            match self.cursor.compare_exchange_weak(cur, end, Ordering::Relaxed, Ordering::Relaxed) {
+            // Acquire on success, as for the `fetch_add` above. Relaxed on
+            // failure: another thread moved the cursor; retry from its new
+            // value (nothing is read through it).
+            match self.cursor.compare_exchange_weak(cur, end, Ordering::Acquire, Ordering::Relaxed) {
                 Ok(_) => return Some(self.block_at(start)),
                 Err(now) => cur = now,
             }
@@ -167,10 +173,13 @@ impl SharedChunk {
         if to > self.end {
             return false;
         }
-        // Relaxed: as in `bump`. Failure means another thread allocated
-        // after the block (or the cursor is elsewhere): then the block is
-        // not the last one, and nothing changes.
-        self.cursor.compare_exchange(from, to, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        // AcqRel on success: Release so that this thread's accesses to the
+        // bytes it gives back (moving the cursor down) happen before the
+        // next thread's Acquire that claims them; Acquire so that bytes it
+        // takes (moving the cursor up) were released by whoever gave them
+        // back. Relaxed on failure: another thread allocated after the
+        // block (or the cursor is elsewhere); nothing changes.
+        self.cursor.compare_exchange(from, to, Ordering::AcqRel, Ordering::Relaxed).is_ok()
     }
 
     fn used(&self) -> usize {

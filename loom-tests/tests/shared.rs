@@ -108,19 +108,35 @@ fn lease_and_try_reset() {
 
 /// (4) Giving back the last block (a compare-exchange of the cursor back
 /// to the block's start) racing with another thread's allocation: no block
-/// handed out afterwards overlaps a live one.
+/// handed out afterwards overlaps a live one, and when the other thread's
+/// block reuses the bytes given back, the first owner's writes happen
+/// before the new owner's (the bytes are modelled by a loom cell).
 #[test]
 fn dealloc_last_races_an_allocation() {
     loom::model(|| {
         use allocator_api2::alloc::Allocator as _;
         let arena: Arc<SharedArena> = Arc::new(SharedArena::with_capacity(4096));
-        let a = arena.clone();
+        // The chunk's first address: allocate and give back a probe.
+        let probe = (&*arena).allocate(l(8, 8)).unwrap().cast::<u8>();
+        // SAFETY: `probe` came from this allocator with this layout.
+        unsafe { (&*arena).deallocate(probe, l(8, 8)) };
+        let start = probe.as_ptr() as usize;
+        let bytes = Arc::new(UnsafeCell::new(0u64));
+        let (a, b) = (arena.clone(), bytes.clone());
         let freer = thread::spawn(move || {
             let p = (&*a).allocate(l(64, 8)).unwrap().cast::<u8>();
+            if p.as_ptr() as usize == start {
+                // SAFETY: the model's stand-in for the block's bytes.
+                b.with_mut(|v| unsafe { *v = 1 });
+            }
             // SAFETY: `p` came from this allocator with this layout.
             unsafe { (&*a).deallocate(p, l(64, 8)) };
         });
         let mine = arena.try_alloc_layout(l(32, 8)).unwrap().as_ptr() as usize;
+        if (start..start + 64).contains(&mine) {
+            // SAFETY: the model's stand-in for the block's bytes.
+            bytes.with_mut(|v| unsafe { *v = 2 });
+        }
         freer.join().unwrap();
         // Whatever the rollback did, a new block covering the freed 64
         // bytes and more must not overlap `mine`.
