@@ -266,14 +266,9 @@ impl<P: Policy> Arena<P> {
     /// Copies `src` into the arena.
     #[allow(clippy::mut_from_ref)]
     pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> &mut [T] {
-        let layout = Layout::for_value(src);
-        let p = self.alloc_layout(layout).cast::<T>();
-        // SAFETY: the block holds `src.len()` values of `T` and is fresh, so
-        // it does not overlap `src`; `T: Copy` needs no drop.
-        unsafe {
-            core::ptr::copy_nonoverlapping(src.as_ptr(), p.as_ptr(), src.len());
-            core::slice::from_raw_parts_mut(p.as_ptr(), src.len())
-        }
+        // SAFETY: a fresh block for `src`'s layout, valid while `&self`
+        // lives (reset and drop need `&mut`).
+        unsafe { crate::place_slice_copy(self.try_alloc_layout(Layout::for_value(src)), src) }
     }
 
     /// Copies `s` into the arena.

@@ -68,6 +68,49 @@ pub use local::scoped;
 pub use shared::{Lease, SharedArena, LEASE_BLOCK};
 pub use stats::Stats;
 
+/// Moves `value` into `block` (a fresh allocation for `T`), or reports the
+/// failure through `handle_alloc_error`. Shared by the arenas' `alloc`.
+///
+/// # Safety
+/// If `block` is `Ok`, it is a fresh block sized and aligned for `T`, used
+/// by nothing else, and valid for `'a`.
+#[inline(always)]
+unsafe fn place<'a, T>(block: Result<core::ptr::NonNull<u8>, AllocError>, value: T) -> &'a mut T {
+    match block {
+        Ok(p) => {
+            let p = p.cast::<T>();
+            // SAFETY: by the caller's promise.
+            unsafe {
+                p.as_ptr().write(value);
+                &mut *p.as_ptr()
+            }
+        }
+        Err(_) => oom(core::alloc::Layout::new::<T>()),
+    }
+}
+
+/// Copies `src` into `block` (a fresh allocation for `Layout::for_value(src)`),
+/// or reports the failure through `handle_alloc_error`.
+///
+/// # Safety
+/// As for [`place`], for a block holding `src.len()` values of `T`.
+#[inline]
+unsafe fn place_slice_copy<'a, T: Copy>(
+    block: Result<core::ptr::NonNull<u8>, AllocError>,
+    src: &[T],
+) -> &'a mut [T] {
+    let p = match block {
+        Ok(p) => p.cast::<T>(),
+        Err(_) => oom(core::alloc::Layout::for_value(src)),
+    };
+    // SAFETY: by the caller's promise the block is fresh (so disjoint from
+    // `src`) and holds `src.len()` values; `T: Copy` needs no drop.
+    unsafe {
+        core::ptr::copy_nonoverlapping(src.as_ptr(), p.as_ptr(), src.len());
+        core::slice::from_raw_parts_mut(p.as_ptr(), src.len())
+    }
+}
+
 /// Reports an allocation failure of a panicking call.
 #[cold]
 #[inline(never)]

@@ -356,18 +356,9 @@ impl<P: Policy> SharedArena<P> {
     #[inline(always)]
     #[allow(clippy::mut_from_ref)]
     pub fn alloc<T>(&self, value: T) -> &mut T {
-        match self.try_alloc_layout(Layout::new::<T>()) {
-            Ok(p) => {
-                let p = p.cast::<T>();
-                // SAFETY: a fresh block sized and aligned for `T`, handed
-                // out once, valid while `&self` lives (reset needs `&mut`).
-                unsafe {
-                    p.as_ptr().write(value);
-                    &mut *p.as_ptr()
-                }
-            }
-            Err(_) => crate::oom(Layout::new::<T>()),
-        }
+        // SAFETY: a fresh block for `T`, handed out once, valid while
+        // `&self` lives (reset needs `&mut`).
+        unsafe { crate::place(self.try_alloc_layout(Layout::new::<T>()), value) }
     }
 
     /// A block for `layout`, or `Err(AllocError)`. One compare-exchange
@@ -389,17 +380,8 @@ impl<P: Policy> SharedArena<P> {
     /// Copies `src` into the arena.
     #[allow(clippy::mut_from_ref)]
     pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> &mut [T] {
-        let layout = Layout::for_value(src);
-        let p = match self.try_alloc_layout(layout) {
-            Ok(p) => p.cast::<T>(),
-            Err(_) => crate::oom(layout),
-        };
-        // SAFETY: a fresh block for `src.len()` values of `T`, disjoint
-        // from `src`; `T: Copy` needs no drop.
-        unsafe {
-            core::ptr::copy_nonoverlapping(src.as_ptr(), p.as_ptr(), src.len());
-            core::slice::from_raw_parts_mut(p.as_ptr(), src.len())
-        }
+        // SAFETY: a fresh block for `src`'s layout, valid while `&self` lives.
+        unsafe { crate::place_slice_copy(self.try_alloc_layout(Layout::for_value(src)), src) }
     }
 
     /// Copies `s` into the arena.
@@ -784,18 +766,9 @@ impl<P: Policy> Lease<'_, P> {
     #[inline(always)]
     #[allow(clippy::mut_from_ref)]
     pub fn alloc<T>(&self, value: T) -> &mut T {
-        match self.try_alloc_layout(Layout::new::<T>()) {
-            Ok(p) => {
-                let p = p.cast::<T>();
-                // SAFETY: a fresh block for `T`, valid while the lease lives
-                // (`try_reset` waits for every lease to end).
-                unsafe {
-                    p.as_ptr().write(value);
-                    &mut *p.as_ptr()
-                }
-            }
-            Err(_) => crate::oom(Layout::new::<T>()),
-        }
+        // SAFETY: a fresh block for `T`, valid while the lease lives
+        // (`try_reset` succeeds only once every lease has ended).
+        unsafe { crate::place(self.try_alloc_layout(Layout::new::<T>()), value) }
     }
 
     /// A block for `layout`: a bump in the lease's block, no atomics.
@@ -820,16 +793,9 @@ impl<P: Policy> Lease<'_, P> {
     /// Copies `src` into the lease's memory.
     #[allow(clippy::mut_from_ref)]
     pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> &mut [T] {
-        let layout = Layout::for_value(src);
-        let p = match self.try_alloc_layout(layout) {
-            Ok(p) => p.cast::<T>(),
-            Err(_) => crate::oom(layout),
-        };
-        // SAFETY: a fresh block for `src.len()` values, disjoint from `src`.
-        unsafe {
-            core::ptr::copy_nonoverlapping(src.as_ptr(), p.as_ptr(), src.len());
-            core::slice::from_raw_parts_mut(p.as_ptr(), src.len())
-        }
+        // SAFETY: a fresh block for `src`'s layout, valid while the lease
+        // lives.
+        unsafe { crate::place_slice_copy(self.try_alloc_layout(Layout::for_value(src)), src) }
     }
 
     /// Claims a new block (one compare-exchange) and allocates in it;

@@ -23,3 +23,18 @@ fn std_vec_and_box_in_an_arena() {
     drop((v, b));
     assert!(arena.stats().allocated_bytes < 64);
 }
+
+#[test]
+fn std_vec_in_a_shared_arena_from_two_threads() {
+    let arena: fiberalloc::SharedArena = fiberalloc::SharedArena::new();
+    std::thread::scope(|s| {
+        for t in 0..2u32 {
+            let arena = &arena;
+            s.spawn(move || {
+                let mut v: Vec<u32, &fiberalloc::SharedArena> = Vec::new_in(arena);
+                v.extend((0..1000).map(|i| i * 2 + t));
+                assert!(v.iter().enumerate().all(|(i, &x)| x == i as u32 * 2 + t));
+            });
+        }
+    });
+}
