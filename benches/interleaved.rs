@@ -1,0 +1,313 @@
+//! The `arena` rows again, measured round-robin: every round times one
+//! batch of each contender in turn (starting with a different one each
+//! round), and each contender's median over the rounds is reported. On a
+//! shared VM whose speed drifts over seconds, this compares contenders
+//! under the same conditions, which criterion's one-contender-after-another
+//! runs do not. criterion's `benches/arena.rs` stays the reference for
+//! absolute numbers; this is the cross-check for the ratios.
+//!
+//! Run: `cargo bench -p fiberalloc-benches --bench interleaved`
+
+use bump_scope::traits::BumpAllocatorTyped as _;
+use core::alloc::Layout;
+use fiberalloc::Arena;
+use fiberalloc_benches::runtime_sizes;
+use std::hint::black_box;
+use std::time::Instant;
+
+const ROUNDS: usize = 41;
+const BATCH: usize = 10_000;
+
+/// A contender: a name and a closure timing one batch, returning ns per
+/// operation.
+type Contender<'a> = (&'a str, Box<dyn FnMut() -> f64 + 'a>);
+
+fn per_op(start: Instant, n: usize) -> f64 {
+    start.elapsed().as_nanos() as f64 / n as f64
+}
+
+fn run(row: &str, mut contenders: Vec<Contender<'_>>) {
+    // Warm every contender up first.
+    for (_, f) in contenders.iter_mut() {
+        for _ in 0..3 {
+            f();
+        }
+    }
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
+    for round in 0..ROUNDS {
+        let n = contenders.len();
+        for k in 0..n {
+            let i = (round + k) % n;
+            samples[i].push((contenders[i].1)());
+        }
+    }
+    let medians: Vec<f64> = samples
+        .iter_mut()
+        .map(|s| {
+            s.sort_by(|a, b| a.total_cmp(b));
+            s[s.len() / 2]
+        })
+        .collect();
+    let ours = medians[0];
+    let (best_i, best) = medians
+        .iter()
+        .enumerate()
+        .skip(1)
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, &m)| (i, m))
+        .expect("peers");
+    let others: Vec<String> =
+        contenders.iter().zip(&medians).skip(1).map(|((name, _), m)| format!("{name} {m:.3}")).collect();
+    println!(
+        "| {row} | {ours:.3} | {} {best:.3} | {:.2}x | {} |",
+        contenders[best_i].0,
+        ours / best,
+        others.join(", ")
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing to parse.
+    println!("| row | fiberalloc | best peer | ratio | all peers (median ns/op over {ROUNDS} interleaved rounds) |");
+    println!("|---|---:|---|---:|---|");
+
+    {
+        let mut a: Arena = Arena::new();
+        let mut b = bumpalo::Bump::new();
+        let mut c: bump_scope::Bump = bump_scope::Bump::new();
+        let mut d = blink_alloc::Blink::new();
+        run(
+            "typed_u64",
+            vec![
+                (
+                    "fiberalloc",
+                    Box::new(|| {
+                        let t = Instant::now();
+                        for i in 0..BATCH {
+                            black_box(a.alloc(black_box(i as u64)));
+                        }
+                        a.reset();
+                        per_op(t, BATCH)
+                    }),
+                ),
+                (
+                    "bumpalo",
+                    Box::new(|| {
+                        let t = Instant::now();
+                        for i in 0..BATCH {
+                            black_box(b.alloc(black_box(i as u64)));
+                        }
+                        b.reset();
+                        per_op(t, BATCH)
+                    }),
+                ),
+                (
+                    "bump-scope",
+                    Box::new(|| {
+                        let t = Instant::now();
+                        for i in 0..BATCH {
+                            black_box(c.alloc(black_box(i as u64)).into_mut());
+                        }
+                        c.reset();
+                        per_op(t, BATCH)
+                    }),
+                ),
+                (
+                    "blink-alloc",
+                    Box::new(|| {
+                        let t = Instant::now();
+                        for i in 0..BATCH {
+                            black_box(d.put(black_box(i as u64)));
+                        }
+                        d.reset();
+                        per_op(t, BATCH)
+                    }),
+                ),
+            ],
+        );
+    }
+
+    {
+        let layouts: Vec<Layout> =
+            runtime_sizes(BATCH).into_iter().map(|s| Layout::from_size_align(s, 8).unwrap()).collect();
+        let layouts = &layouts;
+        let mut a: Arena = Arena::new();
+        let mut b = bumpalo::Bump::new();
+        let mut c: bump_scope::Bump = bump_scope::Bump::new();
+        let mut d = blink_alloc::BlinkAlloc::new();
+        run(
+            "runtime_layout",
+            vec![
+                (
+                    "fiberalloc",
+                    Box::new(|| {
+                        let t = Instant::now();
+                        for &l in layouts {
+                            black_box(a.alloc_layout(black_box(l)));
+                        }
+                        a.reset();
+                        per_op(t, BATCH)
+                    }),
+                ),
+                (
+                    "bumpalo",
+                    Box::new(|| {
+                        let t = Instant::now();
+                        for &l in layouts {
+                            black_box(b.alloc_layout(black_box(l)));
+                        }
+                        b.reset();
+                        per_op(t, BATCH)
+                    }),
+                ),
+                (
+                    "bump-scope",
+                    Box::new(|| {
+                        let t = Instant::now();
+                        for &l in layouts {
+                            black_box(c.allocate_layout(black_box(l)));
+                        }
+                        c.reset();
+                        per_op(t, BATCH)
+                    }),
+                ),
+                (
+                    "blink-alloc",
+                    Box::new(|| {
+                        let t = Instant::now();
+                        for &l in layouts {
+                            black_box(d.allocate(black_box(l)).unwrap());
+                        }
+                        d.reset();
+                        per_op(t, BATCH)
+                    }),
+                ),
+            ],
+        );
+    }
+
+    macro_rules! pushes {
+        ($v:expr, $n:expr, $exact:expr) => {{
+            let t = Instant::now();
+            let mut v = $v;
+            for i in 0..$n {
+                if $exact {
+                    v.reserve_exact(1);
+                }
+                v.push(black_box(i as u8));
+            }
+            black_box(&v);
+            drop(v);
+            per_op(t, $n)
+        }};
+    }
+    for (row, n, exact) in [("vec_push", 1_000_000usize, false), ("vec_push_reserve_exact", 100_000, true)] {
+        let mut a: Arena = Arena::new();
+        let mut c: bump_scope::Bump = bump_scope::Bump::new();
+        let mut d = blink_alloc::BlinkAlloc::new();
+        let mut contenders: Vec<Contender<'_>> = vec![
+            (
+                "fiberalloc",
+                Box::new(|| {
+                    let r = pushes!(fiberalloc::collections::Vec::<u8>::new_in(&a), n, exact);
+                    a.reset();
+                    r
+                }),
+            ),
+            (
+                "bump-scope",
+                Box::new(|| {
+                    let r = pushes!(bump_scope::BumpVec::<u8, _>::new_in(&c), n, exact);
+                    c.reset();
+                    r
+                }),
+            ),
+            (
+                "blink-alloc",
+                Box::new(|| {
+                    let r = pushes!(allocator_api2_04::vec::Vec::<u8, _>::new_in(&d), n, exact);
+                    d.reset();
+                    r
+                }),
+            ),
+            ("std", Box::new(|| pushes!(Vec::<u8>::new(), n, exact))),
+        ];
+        if !exact {
+            // bumpalo's exact growth is quadratic (~6 ms per 100,000): left
+            // out of the exact row, which would take minutes.
+            let mut b = bumpalo::Bump::new();
+            contenders.push((
+                "bumpalo",
+                Box::new(move || {
+                    let r = pushes!(bumpalo::collections::Vec::<u8>::new_in(&b), n, exact);
+                    b.reset();
+                    r
+                }),
+            ));
+        }
+        run(row, contenders);
+    }
+
+    {
+        const WARM: usize = 100_000;
+        run(
+            "warm_up",
+            vec![
+                (
+                    "fiberalloc",
+                    Box::new(|| {
+                        let t = Instant::now();
+                        for i in 0..WARM {
+                            let a: Arena = Arena::new();
+                            black_box(a.alloc(black_box(i as u64)));
+                        }
+                        per_op(t, WARM)
+                    }),
+                ),
+                (
+                    "bumpalo",
+                    Box::new(|| {
+                        let t = Instant::now();
+                        for i in 0..WARM {
+                            let a = bumpalo::Bump::new();
+                            black_box(a.alloc(black_box(i as u64)));
+                        }
+                        per_op(t, WARM)
+                    }),
+                ),
+                (
+                    "bump-scope",
+                    Box::new(|| {
+                        let t = Instant::now();
+                        for i in 0..WARM {
+                            let a: bump_scope::Bump = bump_scope::Bump::new();
+                            black_box(a.alloc(black_box(i as u64)).into_mut());
+                        }
+                        per_op(t, WARM)
+                    }),
+                ),
+                (
+                    "blink-alloc",
+                    Box::new(|| {
+                        let t = Instant::now();
+                        for i in 0..WARM {
+                            let a = blink_alloc::Blink::new();
+                            black_box(a.put(black_box(i as u64)));
+                        }
+                        per_op(t, WARM)
+                    }),
+                ),
+                (
+                    "std",
+                    Box::new(|| {
+                        let t = Instant::now();
+                        for i in 0..WARM {
+                            black_box(Box::new(black_box(i as u64)));
+                        }
+                        per_op(t, WARM)
+                    }),
+                ),
+            ],
+        );
+    }
+}
