@@ -334,14 +334,14 @@ impl<P: Policy> Arena<P> {
                 let start = ChunkHeader::data_start(c);
                 let pad = align::padding_for(start.addr().get(), align);
                 let step = pad + Self::round(size);
-                // SAFETY: the chunk's data area holds at least
-                // MIN_CHUNK_SIZE - HEADER_SIZE >= size + align bytes. `start`
-                // is 64-aligned and `align >= MIN_ALIGN = 8`, so `pad` and
-                // `round(size)` are multiples of 8 and
-                // `step <= (align - 8) + (size + 7) < size + align`: the
-                // block, the new cursor and the limit are inside the area.
-                let (block, end, limit) =
-                    unsafe { (start.add(pad), start.add(step), start.add(ChunkHeader::capacity(c))) };
+                // The data area holds at least MIN_CHUNK_SIZE - HEADER_SIZE >=
+                // size + align bytes; `start` is 64-aligned and `align >= 8`,
+                // so `pad` and `round(size)` are multiples of 8 and
+                // `step <= (align - 8) + (size + 7) < size + align`.
+                let limit = ChunkHeader::capacity(c);
+                // SAFETY: by the bound above, the block, the new cursor
+                // (`step`) and the limit lie inside the chunk's data area.
+                let (block, end, limit) = unsafe { (start.add(pad), start.add(step), start.add(limit)) };
                 self.cursor.set(end);
                 self.limit.set(limit);
                 self.add_padding(step - size);
@@ -769,10 +769,10 @@ impl<P: Policy> Arena<P> {
         struct Rewind<'a, P: Policy>(&'a Arena<P>, Mark);
         impl<P: Policy> Drop for Rewind<'_, P> {
             fn drop(&mut self) {
-                // SAFETY: the mark was taken by `scope` on this arena, which
-                // is borrowed mutably for the whole scope, so no other mark
-                // is rewound in between and nothing allocated inside
-                // outlives `f` (its lifetime is bounded by the borrow).
+                // The arena is borrowed mutably for the whole scope, so no
+                // other mark is rewound in between, and nothing allocated
+                // inside outlives `f` (its lifetime is bounded by the borrow).
+                // SAFETY: the mark was taken by `scope` on this arena; see above.
                 unsafe { self.0.rewind(self.1) }
             }
         }

@@ -67,10 +67,11 @@ pub fn scoped<R>(f: impl FnOnce(&Arena) -> R) -> R {
         }
         impl Drop for Exit<'_> {
             fn drop(&mut self) {
-                // SAFETY: the closure given this level's arena has ended,
-                // and its lifetime-generic argument kept every block inside
-                // it; deeper levels have already ended (scopes are strictly
-                // nested calls), so nothing else uses the arena.
+                // The closure's lifetime-generic argument kept every block
+                // inside it, and deeper levels have already ended (scopes are
+                // strictly nested calls).
+                // SAFETY: the closure given this level's arena has ended, so
+                // nothing uses the arena (see above).
                 unsafe { self.levels.arenas[self.depth].reset_shared() };
                 self.levels.depth.set(self.depth);
             }

@@ -117,10 +117,10 @@ impl Region {
 
 impl Drop for Region {
     fn drop(&mut self) {
-        // SAFETY: the region owns `base..base + total`, and whoever handed
-        // out memory from it has given it back before dropping the owner.
         // A failure of munmap (it cannot fail on a range we mapped) would
         // leak the range, which is safe.
+        // SAFETY: the region owns `base..base + total`, and whoever handed
+        // out memory from it gave it back before dropping the owner.
         let _ = unsafe { sys::release(self.base, self.total) };
     }
 }
