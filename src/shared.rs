@@ -201,8 +201,9 @@ struct Lane {
 
 /// What the refill lock protects.
 struct Refill {
-    /// Oversized chunks (one block each), newest first.
-    big: *mut SharedChunk,
+    /// Oversized chunks (one block each), newest first, per lane (0:
+    /// direct, 1: leases), so that `try_reset` frees the lease lane's.
+    big: [*mut SharedChunk; 2],
     /// Bytes mapped, headers included.
     reserved: usize,
     chunks: usize,
@@ -282,7 +283,7 @@ impl<P: Policy> SharedArena<P> {
             leased: Lane { current: AtomicPtr::new(empty) },
             leases: AtomicUsize::new(0),
             refill: Mutex::new(Refill {
-                big: core::ptr::null_mut(),
+                big: [core::ptr::null_mut(); 2],
                 reserved: 0,
                 chunks: 0,
                 byte_limit: usize::MAX,
@@ -295,19 +296,22 @@ impl<P: Policy> SharedArena<P> {
     /// not `const`).
     #[cfg(fiberalloc_loom)]
     pub fn new() -> Self {
-        let empty = Box::into_raw(Box::new(SharedChunk {
-            cursor: CursorLine(AtomicUsize::new(usize::MAX / 2)),
-            end: 0,
-            start: NonNull::dangling(),
-            chunk: None,
-            prev: Cell::new(core::ptr::null_mut()),
-        }));
+        // One sentinel per lane: each lane's drop frees its own.
+        let empty = || {
+            Box::into_raw(Box::new(SharedChunk {
+                cursor: CursorLine(AtomicUsize::new(usize::MAX / 2)),
+                end: 0,
+                start: NonNull::dangling(),
+                chunk: None,
+                prev: Cell::new(core::ptr::null_mut()),
+            }))
+        };
         SharedArena {
-            direct: Lane { current: AtomicPtr::new(empty) },
-            leased: Lane { current: AtomicPtr::new(empty) },
+            direct: Lane { current: AtomicPtr::new(empty()) },
+            leased: Lane { current: AtomicPtr::new(empty()) },
             leases: AtomicUsize::new(0),
             refill: Mutex::new(Refill {
-                big: core::ptr::null_mut(),
+                big: [core::ptr::null_mut(); 2],
                 reserved: 0,
                 chunks: 0,
                 byte_limit: usize::MAX,
@@ -476,8 +480,9 @@ impl<P: Policy> SharedArena<P> {
         // SAFETY: just written.
         let new = unsafe { &*sc };
         if oversized {
-            new.prev.set(r.big);
-            r.big = sc;
+            let id = self.lane_id(lane);
+            new.prev.set(r.big[id]);
+            r.big[id] = sc;
         } else {
             // SAFETY: `old` is live or the sentinel.
             let is_sentinel = unsafe { &*old }.chunk.is_none();
@@ -600,25 +605,44 @@ impl<P: Policy> SharedArena<P> {
     /// # Safety
     /// Nothing refers to the lane's blocks any more.
     unsafe fn rewind_lane(&self, r: &mut Refill, lane: &Lane) {
+        let id = self.lane_id(lane);
+        let big = core::mem::replace(&mut r.big[id], core::ptr::null_mut());
+        // SAFETY: the lane's oversized chunks are unreachable (caller).
+        unsafe { Self::release_list(r, big) };
         let current = lane.current.load(Ordering::Acquire);
         // SAFETY: live or the sentinel.
         let c = unsafe { &*current };
         if c.chunk.is_none() {
             return;
         }
-        let mut old = c.prev.replace(core::ptr::null_mut());
-        while !old.is_null() {
-            // SAFETY: older chunks of the lane are live until released here.
-            let o = unsafe { &*old };
+        let older = c.prev.replace(core::ptr::null_mut());
+        // SAFETY: the lane's older chunks are unreachable (caller).
+        unsafe { Self::release_list(r, older) };
+        c.cursor.store(c.start.addr().get(), Ordering::Relaxed);
+    }
+
+    /// Gives back every chunk of a list linked through `prev`.
+    ///
+    /// # Safety
+    /// Nothing refers to the list's chunks any more, and they are no
+    /// longer linked from the arena.
+    unsafe fn release_list(r: &mut Refill, mut p: *mut SharedChunk) {
+        while !p.is_null() {
+            // SAFETY: the chunks are live until released here.
+            let o = unsafe { &*p };
             let next = o.prev.get();
             if let Some(backing) = o.chunk {
                 r.reserved -= ChunkHeader::size(backing);
                 r.chunks -= 1;
                 chunk::release(backing);
             }
-            old = next;
+            p = next;
         }
-        c.cursor.store(c.start.addr().get(), Ordering::Relaxed);
+    }
+
+    /// 0 for the direct lane, 1 for the lease lane.
+    fn lane_id(&self, lane: &Lane) -> usize {
+        usize::from(core::ptr::eq(lane, &self.leased))
     }
 
     /// Frees every block (both lanes and the oversized chunks), keeping
@@ -630,18 +654,6 @@ impl<P: Policy> SharedArena<P> {
         unsafe {
             self.rewind_lane(&mut r, &self.direct);
             self.rewind_lane(&mut r, &self.leased);
-        }
-        let mut b = core::mem::replace(&mut r.big, core::ptr::null_mut());
-        while !b.is_null() {
-            // SAFETY: big chunks are live until released here.
-            let o = unsafe { &*b };
-            let next = o.prev.get();
-            if let Some(backing) = o.chunk {
-                r.reserved -= ChunkHeader::size(backing);
-                r.chunks -= 1;
-                chunk::release(backing);
-            }
-            b = next;
         }
     }
 
@@ -663,7 +675,8 @@ impl<P: Policy> SharedArena<P> {
         };
         inside(self.direct.current.load(Ordering::Acquire))
             || inside(self.leased.current.load(Ordering::Acquire))
-            || inside(r.big)
+            || inside(r.big[0])
+            || inside(r.big[1])
     }
 
     /// A snapshot of the arena's counters. Shared arenas keep no counters on
@@ -683,12 +696,13 @@ impl<P: Policy> SharedArena<P> {
                 p = c.prev.get();
             }
         }
-        let mut b = r.big;
-        while !b.is_null() {
-            // SAFETY: as above.
-            let c = unsafe { &*b };
-            used += c.used();
-            b = c.prev.get();
+        for mut b in r.big {
+            while !b.is_null() {
+                // SAFETY: as above.
+                let c = unsafe { &*b };
+                used += c.used();
+                b = c.prev.get();
+            }
         }
         Stats {
             allocated_bytes: used,

@@ -141,7 +141,8 @@ fn errors_are_values<P: Policy>() {
 fn leases_bump_and_reset<P: Policy>() {
     let arena = SharedArena::<P>::new();
     let n = scale(20_000);
-    for round in 0..3 {
+    let mut settled = None;
+    for round in 0..4 {
         std::thread::scope(|s| {
             for t in 0..3usize {
                 let arena = &arena;
@@ -155,9 +156,13 @@ fn leases_bump_and_reset<P: Policy>() {
                         unsafe { fill(p.as_ptr(), size, t * n + i) };
                         blocks.push((Ptr(p.as_ptr()), size, t * n + i));
                     }
-                    // A large block takes its own claim.
+                    // A large block takes its own claim, and a huge one its
+                    // own chunk (freed by try_reset too).
                     let big = lease.alloc_slice_copy(&[t as u8; 5000]);
                     assert!(big.iter().all(|&b| b == t as u8));
+                    let huge = lease.try_alloc_layout(Layout::from_size_align(2 << 20, 8).unwrap()).unwrap();
+                    // SAFETY: a fresh 2 MiB block.
+                    unsafe { huge.as_ptr().write_bytes(t as u8, 2 << 20) };
                     for &(p, size, id) in &blocks {
                         // SAFETY: the lease is alive, so are its blocks.
                         unsafe { check(p.0, size, id) };
@@ -169,13 +174,36 @@ fn leases_bump_and_reset<P: Policy>() {
         assert_eq!(arena.lease_count(), 0);
         let before = arena.stats().reserved_bytes;
         assert!(arena.try_reset(), "round {round}: no lease is live");
-        assert!(arena.stats().reserved_bytes <= before);
+        let after = arena.stats().reserved_bytes;
+        assert!(after <= before);
+        // The lane keeps its newest chunk, which grows until one round
+        // fits in it; from then on what try_reset keeps stops growing.
+        if round >= 2 {
+            let kept = *settled.get_or_insert(after);
+            assert!(after <= kept, "round {round}: try_reset kept {after} bytes, {kept} before");
+        }
     }
     let held = arena.lease();
     held.alloc(1u64);
     assert!(!arena.try_reset(), "a live lease blocks the reset");
     drop(held);
     assert!(arena.try_reset());
+}
+
+fn try_reset_frees_oversized_lease_chunks<P: Policy>() {
+    let arena = SharedArena::<P>::new();
+    {
+        let lease = arena.lease();
+        lease.alloc(1u8);
+        let huge = lease.try_alloc_layout(Layout::from_size_align(4 << 20, 8).unwrap()).unwrap();
+        // SAFETY: a fresh 4 MiB block.
+        unsafe { huge.as_ptr().write_bytes(1, 4 << 20) };
+    }
+    let before = arena.stats().reserved_bytes;
+    assert!(before > 4 << 20);
+    assert!(arena.try_reset());
+    let after = arena.stats().reserved_bytes;
+    assert!(after + (4 << 20) <= before, "the oversized chunk survived try_reset: {before} -> {after}");
 }
 
 fn try_reset_leaves_direct_blocks_alone<P: Policy>() {
@@ -199,5 +227,6 @@ per_policy!(
     last_block_in_place,
     errors_are_values,
     leases_bump_and_reset,
+    try_reset_frees_oversized_lease_chunks,
     try_reset_leaves_direct_blocks_alone,
 );
