@@ -3,8 +3,9 @@
 //! Every address computation the arenas make is first done here on plain
 //! `usize` values, with overflow checked, so that the unsafe code elsewhere
 //! only turns integers already proven to lie inside a chunk into pointers.
-//! The module imports nothing but `core` and is fuzzed on its own
-//! (`scripts/fuzz.sh`) besides the unit tests below.
+//! The module imports nothing but `core`; the unit tests below check it on
+//! fixed cases and, with proptest, on random ones against a wide-integer
+//! model. (A cargo-fuzz target is still to come.)
 #![forbid(unsafe_code)]
 
 /// Whether `align` is a power of two (zero is not).
@@ -158,6 +159,36 @@ mod tests {
             None,
             "padding past the top of the address space"
         );
+    }
+
+    proptest::proptest! {
+        /// `bump_up` agrees with the same placement done in u128, where
+        /// nothing overflows.
+        #[test]
+        fn bump_up_matches_a_wide_model(
+            cursor in proptest::prelude::any::<usize>(),
+            room in proptest::prelude::any::<usize>(),
+            size in proptest::prelude::any::<usize>(),
+            align_shift in 0u32..64,
+            min_shift in 0u32..7,
+        ) {
+            let limit = cursor.saturating_add(room);
+            let (align, min_align) = (1usize << align_shift, 1usize << min_shift);
+            let wide_start = (cursor as u128).div_ceil(align as u128) * align as u128;
+            let wide_end = (wide_start + size as u128).div_ceil(min_align as u128) * min_align as u128;
+            let expect = (wide_end <= limit as u128)
+                .then(|| Bump { start: wide_start as usize, end: wide_end as usize });
+            proptest::prop_assert_eq!(bump_up(cursor, limit, size, align, min_align), expect);
+        }
+
+        /// `align_up` agrees with u128 arithmetic.
+        #[test]
+        fn align_up_matches_a_wide_model(value in proptest::prelude::any::<usize>(), shift in 0u32..64) {
+            let align = 1usize << shift;
+            let wide = (value as u128).div_ceil(align as u128) * align as u128;
+            let expect = (wide <= usize::MAX as u128).then_some(wide as usize);
+            proptest::prop_assert_eq!(align_up(value, align), expect);
+        }
     }
 
     #[test]
