@@ -177,7 +177,7 @@ mod tests {
             let wide_start = (cursor as u128).div_ceil(align as u128) * align as u128;
             let wide_end = (wide_start + size as u128).div_ceil(min_align as u128) * min_align as u128;
             let expect = (wide_end <= limit as u128)
-                .then(|| Bump { start: wide_start as usize, end: wide_end as usize });
+                .then_some(Bump { start: wide_start as usize, end: wide_end as usize });
             proptest::prop_assert_eq!(bump_up(cursor, limit, size, align, min_align), expect);
         }
 
