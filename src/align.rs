@@ -162,6 +162,13 @@ mod tests {
     }
 
     proptest::proptest! {
+        // No failure file: Miri (which runs these too) forbids the file
+        // system, and a failing case is printed anyway.
+        #![proptest_config(proptest::test_runner::Config {
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
+
         /// `bump_up` agrees with the same placement done in u128, where
         /// nothing overflows.
         #[test]
