@@ -3,7 +3,7 @@
 //! A [`Policy`] is a set of associated consts read by the arena code; a
 //! feature that is off is removed by the compiler (`if P::CANARIES { .. }`
 //! with a `false` const is dead code), so [`Fast`] pays nothing for what
-//! [`Safe`] and [`Debug`] do. The trait is sealed: the set of policies is
+//! [`Safe`] and [`Debug`](struct@Debug) do. The trait is sealed: the set of policies is
 //! part of the crate's tested surface, and every test runs once per policy.
 //!
 //! | policy  | min align | guard pages | exact stats        | canaries | poison | leak tracking | log |
@@ -19,7 +19,7 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// A compile-time arena policy. Sealed: use [`Fast`], [`Safe`] or [`Debug`].
+/// A compile-time arena policy. Sealed: use [`Fast`], [`Safe`] or [`Debug`](struct@Debug).
 pub trait Policy: sealed::Sealed + Send + Sync + 'static {
     /// Every block starts and ends on a multiple of this (a power of two);
     /// the cursor is always aligned to it, so requests at or below it need
