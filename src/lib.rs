@@ -63,6 +63,15 @@ pub mod loom_api {
 }
 
 pub use allocator_api2::alloc::AllocError;
+
+/// Internals for the crate's own tests; not part of the API.
+#[doc(hidden)]
+pub mod __internals {
+    /// Mappings (`mmap` calls) this process has made through fiberalloc.
+    pub fn mappings_made() -> usize {
+        crate::sys::mappings_made()
+    }
+}
 pub use arena::Arena;
 pub use local::scoped;
 pub use shared::{Lease, SharedArena, LEASE_BLOCK};

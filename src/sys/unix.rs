@@ -16,6 +16,14 @@ const MADV_GUARD_REMOVE: libc::c_int = 103;
 static GUARD_MARKERS: AtomicUsize = AtomicUsize::new(0);
 /// The page size, read once (0 until then).
 static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
+/// Mappings made so far (for tests that check a path makes no syscall).
+static MAPPINGS: AtomicUsize = AtomicUsize::new(0);
+
+/// Mappings made so far by this process through this module.
+pub fn mappings_made() -> usize {
+    // Relaxed: a statistic.
+    MAPPINGS.load(Ordering::Relaxed)
+}
 
 fn last_error() -> io::Error {
     io::Error::last_os_error()
@@ -45,6 +53,8 @@ fn mmap(size: usize, prot: libc::c_int) -> io::Result<NonNull<u8>> {
     if p == libc::MAP_FAILED {
         return Err(last_error());
     }
+    // Relaxed: a statistic.
+    MAPPINGS.fetch_add(1, Ordering::Relaxed);
     NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))
 }
 
