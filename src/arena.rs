@@ -372,10 +372,10 @@ impl<P: Policy> Arena<P> {
         let cursor = self.cursor.get();
         let b = align::bump_up(cursor.addr().get(), self.limit_addr(), size, align, P::MIN_ALIGN)
             .ok_or(AllocError)?;
+        let (at, to) = (b.start - cursor.addr().get(), b.end - cursor.addr().get());
         // SAFETY: `bump_up` placed the block and the new cursor inside the
         // current chunk's data.
-        let (start, end) =
-            unsafe { (cursor.add(b.start - cursor.addr().get()), cursor.add(b.end - cursor.addr().get())) };
+        let (start, end) = unsafe { (cursor.add(at), cursor.add(to)) };
         self.cursor.set(end);
         self.add_padding(b.end - cursor.addr().get() - size);
         self.count_one();

@@ -365,8 +365,9 @@ impl<P: Policy> SharedArena<P> {
         unsafe { crate::place(self.try_alloc_layout(Layout::new::<T>()), value) }
     }
 
-    /// A block for `layout`, or `Err(AllocError)`. One compare-exchange
-    /// on the fast path.
+    /// A block for `layout`, or `Err(AllocError)`. One atomic
+    /// read-modify-write on the fast path (`fetch_add` for small requests,
+    /// else a compare-exchange loop).
     #[inline(always)]
     pub fn try_alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         // Acquire: pairs with the Release store that installed the chunk.
