@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Instructions per operation, counted by callgrind (stable on a noisy
 # machine), for fiberalloc and its peers: a typed `u64` allocation, a
-# warm-up (new arena + one allocation + drop) and a `reserve_exact(1)` +
-# push on each allocator's own vector. Each count is per loop iteration,
-# loop and `black_box` included.
+# runtime-layout allocation (sizes 24-200; making the layouts is
+# subtracted), a push and a `reserve_exact(1)` + push on each allocator's
+# own vector, and a warm-up (new arena + one allocation + drop). Each
+# count is per loop iteration, loop and `black_box` included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p fiberalloc-benches --bin probe -q
@@ -13,12 +14,17 @@ count() {
         | awk '/refs:/ { gsub(",", "", $NF); print $NF }'
 }
 printf '| row | fiberalloc | bumpalo | bump-scope | blink-alloc |\n|---|---:|---:|---:|---:|\n'
-for row in typed warm exact; do
+for row in typed runtime push exact warm; do
     line="| $row"
     for who in fiberalloc bumpalo bump-scope blink-alloc; do
         if [ "$row/$who" = exact/bumpalo ]; then line="$line | quadratic"; continue; fi
         small=$(count "$who" "$row" 1000)
         large=$(count "$who" "$row" 201000)
+        if [ "$row" = runtime ]; then
+            # Subtract making the layouts and walking them.
+            small=$(( small - $(count "$who" runtime-baseline 1000) ))
+            large=$(( large - $(count "$who" runtime-baseline 201000) ))
+        fi
         line="$line | $(( (large - small) / 200000 ))"
     done
     echo "$line |"

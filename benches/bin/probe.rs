@@ -1,7 +1,9 @@
 //! The workloads of `scripts/callgrind.sh`, for fiberalloc and its peers:
 //! `probe CONTENDER ROW N` runs N operations of ROW (`typed`: an `alloc(u64)`;
 //! `warm`: new arena + one allocation + drop; `exact`: `reserve_exact(1)` +
-//! push on each allocator's own vector). The script runs each twice with
+//! push on each allocator's own vector; `push`: a plain push on it; `runtime`:
+//! an allocation of a runtime layout from the sizes of the criterion row).
+//! The script runs each twice with
 //! different N and divides the difference, so start-up costs cancel out.
 use fiberalloc::Arena;
 use std::hint::black_box;
@@ -30,13 +32,7 @@ fn main() {
             }
         }
         ("blink-alloc", "typed") => {
-            let a = blink_alloc::Blink::new();
-            // Warm the arena so the loop stays on the fast path.
-            for _ in 0..n {
-                black_box(a.put(0u64));
-            }
-            let mut a = a;
-            a.reset();
+            let a = blink_alloc::Blink::with_chunk_size(n * 8 + 4096);
             for i in 0..n {
                 black_box(a.put(black_box(i as u64)));
             }
@@ -84,7 +80,7 @@ fn main() {
             black_box(&v);
         }
         ("blink-alloc", "exact") => {
-            let a = blink_alloc::BlinkAlloc::new();
+            let a = blink_alloc::BlinkAlloc::with_chunk_size(2 * n + 4096);
             let mut v = allocator_api2_04::vec::Vec::<u8, _>::new_in(&a);
             for i in 0..n {
                 v.reserve_exact(1);
@@ -92,6 +88,81 @@ fn main() {
             }
             black_box(&v);
         }
+        ("fiberalloc", "push") => {
+            let a = Arena::<fiberalloc::policy::Fast>::with_capacity(2 * n + 64);
+            let mut v = fiberalloc::collections::Vec::<u8>::new_in(&a);
+            for i in 0..n {
+                v.push(black_box(i as u8));
+            }
+            black_box(&v);
+        }
+        ("bumpalo", "push") => {
+            let a = bumpalo::Bump::with_capacity(2 * n + 64);
+            let mut v = bumpalo::collections::Vec::<u8>::new_in(&a);
+            for i in 0..n {
+                v.push(black_box(i as u8));
+            }
+            black_box(&v);
+        }
+        ("bump-scope", "push") => {
+            let a: bump_scope::Bump = bump_scope::Bump::with_size(2 * n + 4096);
+            let mut v = bump_scope::BumpVec::<u8, _>::new_in(&a);
+            for i in 0..n {
+                v.push(black_box(i as u8));
+            }
+            black_box(&v);
+        }
+        ("blink-alloc", "push") => {
+            let a = blink_alloc::BlinkAlloc::with_chunk_size(2 * n + 4096);
+            let mut v = allocator_api2_04::vec::Vec::<u8, _>::new_in(&a);
+            for i in 0..n {
+                v.push(black_box(i as u8));
+            }
+            black_box(&v);
+        }
+        ("fiberalloc", "runtime") => {
+            let layouts = layouts(n);
+            let a = Arena::<fiberalloc::policy::Fast>::with_capacity(n * 208 + 64);
+            for &l in &layouts {
+                black_box(a.alloc_layout(black_box(l)));
+            }
+        }
+        ("bumpalo", "runtime") => {
+            let layouts = layouts(n);
+            let a = bumpalo::Bump::with_capacity(n * 208 + 64);
+            for &l in &layouts {
+                black_box(a.alloc_layout(black_box(l)));
+            }
+        }
+        ("bump-scope", "runtime") => {
+            use bump_scope::traits::BumpAllocatorTyped;
+            let layouts = layouts(n);
+            let a: bump_scope::Bump = bump_scope::Bump::with_size(n * 208 + 4096);
+            for &l in &layouts {
+                black_box(a.allocate_layout(black_box(l)));
+            }
+        }
+        ("blink-alloc", "runtime") => {
+            use allocator_api2_04::alloc::Allocator;
+            let layouts = layouts(n);
+            let a = blink_alloc::BlinkAlloc::with_chunk_size(n * 208 + 4096);
+            for &l in &layouts {
+                black_box(a.allocate(black_box(l)).unwrap());
+            }
+        }
+        (_, "runtime-baseline") => {
+            for &l in &layouts(n) {
+                black_box(black_box(l));
+            }
+        }
         _ => eprintln!("unknown: {who} {row} (bumpalo has no in-place exact growth: skipped)"),
     }
+}
+
+/// The runtime layouts of the criterion row (sizes 24–200, align 8).
+fn layouts(n: usize) -> Vec<core::alloc::Layout> {
+    fiberalloc_benches::runtime_sizes(n)
+        .into_iter()
+        .map(|s| core::alloc::Layout::from_size_align(s, 8).unwrap())
+        .collect()
 }
