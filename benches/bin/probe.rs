@@ -143,7 +143,6 @@ fn main() {
             }
         }
         ("blink-alloc", "runtime") => {
-            use allocator_api2_04::alloc::Allocator;
             let layouts = layouts(n);
             let a = blink_alloc::BlinkAlloc::with_chunk_size(n * 208 + 4096);
             for &l in &layouts {
