@@ -45,6 +45,7 @@ mod api;
 mod arena;
 mod chunk;
 pub mod collections;
+mod global;
 mod local;
 pub mod policy;
 mod region;
@@ -60,6 +61,7 @@ mod sys;
 #[doc(hidden)]
 pub mod loom_api {
     pub use crate::chunk::cache::SlotCache;
+    pub use crate::global::count::RemoteCount;
 }
 
 pub use allocator_api2::alloc::AllocError;
@@ -73,6 +75,8 @@ pub mod __internals {
     }
 }
 pub use arena::Arena;
+#[cfg(not(fiberalloc_loom))]
+pub use global::{GlobalArena, GlobalStats};
 pub use local::scoped;
 pub use shared::{Lease, SharedArena, LEASE_BLOCK};
 pub use stats::Stats;

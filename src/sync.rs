@@ -7,13 +7,13 @@
 //! that need `static` atomics are left out of loom builds (see `lib.rs`).
 
 #[cfg(not(fiberalloc_loom))]
-pub(crate) use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+pub(crate) use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(fiberalloc_loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
 
 #[cfg(fiberalloc_loom)]
 #[allow(unused_imports)]
-pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 #[cfg(fiberalloc_loom)]
 #[allow(unused_imports)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};

@@ -1,9 +1,10 @@
-//! A stand-in for `mmap` under Miri: mappings come from `std::alloc` with
-//! page alignment. Guards and protection are recorded, not enforced; Miri
+//! A stand-in for `mmap` under Miri: mappings come from the `System`
+//! allocator (never the global one, which may be `GlobalArena`) with page
+//! alignment. Guards and protection are recorded, not enforced; Miri
 //! still reports any access outside a live allocation.
 
 use super::GuardKind;
-use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::io;
 use std::ptr::NonNull;
 
@@ -35,7 +36,7 @@ pub fn mappings_made() -> usize {
 pub fn map(size: usize) -> io::Result<NonNull<u8>> {
     let layout = layout(size)?;
     // SAFETY: the contract makes `size` non-zero.
-    let p = unsafe { alloc_zeroed(layout) };
+    let p = unsafe { System.alloc_zeroed(layout) };
     NonNull::new(p).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))
 }
 
@@ -94,13 +95,57 @@ pub fn guard_markers() -> Option<bool> {
 /// refers to it any more.
 pub unsafe fn release(ptr: NonNull<u8>, size: usize) -> io::Result<()> {
     // SAFETY: by the caller's promise, `ptr` was allocated with this layout.
-    unsafe { dealloc(ptr.as_ptr(), layout(size)?) };
+    unsafe { System.dealloc(ptr.as_ptr(), layout(size)?) };
     Ok(())
 }
 
-/// Writes `msg` to standard error.
+/// Writes `msg` to standard error with one `write(2)`, allocating nothing.
 #[allow(dead_code)]
 pub fn write_stderr(msg: &[u8]) {
-    use std::io::Write;
-    let _ = std::io::stderr().write_all(msg);
+    // SAFETY: `msg` is a valid slice; a short or failed write is ignored,
+    // since this is the last thing said before an abort.
+    let _ = unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+}
+
+/// Maps `size` zeroed bytes aligned to `align` (at least a page).
+pub fn map_aligned(size: usize, align: usize) -> io::Result<NonNull<u8>> {
+    let layout = Layout::from_size_align(size, align.max(PAGE))
+        .map_err(|_| io::Error::from_raw_os_error(libc::ENOMEM))?;
+    if size > MAX_MAPPING {
+        return Err(io::Error::from_raw_os_error(libc::ENOMEM));
+    }
+    // SAFETY: the contract makes `size` non-zero.
+    let p = unsafe { System.alloc_zeroed(layout) };
+    NonNull::new(p).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))
+}
+
+/// # Safety
+/// `ptr` came from [`map_aligned`] with this `size` and `align`, and
+/// nothing refers to it any more.
+pub unsafe fn release_aligned(ptr: NonNull<u8>, size: usize, align: usize) -> io::Result<()> {
+    let layout = Layout::from_size_align(size, align.max(PAGE))
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: by the caller's promise, `ptr` was allocated with this layout.
+    unsafe { System.dealloc(ptr.as_ptr(), layout) };
+    Ok(())
+}
+
+/// Resizes a mapping from [`map`]; moving only with `may_move` (the stand-in
+/// cannot grow in place). New bytes read as zeros.
+///
+/// # Safety
+/// `ptr..ptr + old` came from [`map`] or [`map_aligned`] with at most page
+/// alignment; after a success the caller uses only the returned address.
+pub unsafe fn remap(ptr: NonNull<u8>, old: usize, new: usize, may_move: bool) -> io::Result<NonNull<u8>> {
+    if !may_move || new > MAX_MAPPING {
+        return Err(io::Error::from_raw_os_error(libc::ENOMEM));
+    }
+    let moved = map(new)?;
+    // SAFETY: both ranges are live, distinct allocations of at least
+    // `min(old, new)` bytes; the old one is then freed with its layout.
+    unsafe {
+        core::ptr::copy_nonoverlapping(ptr.as_ptr(), moved.as_ptr(), old.min(new));
+        release(ptr, old)?;
+    }
+    Ok(moved)
 }

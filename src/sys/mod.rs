@@ -17,6 +17,9 @@
 //!   [`protect`] removes all access; [`guard`] makes pages fault on any access,
 //!   with `MADV_GUARD_INSTALL` where the kernel accepts it (no extra VMA) and
 //!   `mprotect(PROT_NONE)` otherwise; [`release`] returns the range to the OS.
+//! - [`map_aligned`] maps at a multiple of a power-of-two alignment;
+//!   [`remap`] resizes a mapping (`mremap`), moving it only when allowed;
+//!   [`ThreadExitKey`] runs a function at thread exit without allocating.
 //! - The upper layers ask questions ([`guard_markers`], [`page_size`])
 //!   rather than testing the platform themselves.
 //!
@@ -35,6 +38,12 @@ pub(crate) use unix::*;
 mod heap;
 #[cfg(any(miri, fiberalloc_loom))]
 pub(crate) use heap::*;
+
+// Thread-exit hooks for `GlobalArena` (not under loom: no statics there).
+#[cfg(not(fiberalloc_loom))]
+mod thread;
+#[cfg(not(fiberalloc_loom))]
+pub(crate) use thread::ThreadExitKey;
 
 /// How guard pages were installed, so they can be removed the same way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -190,3 +190,69 @@ pub fn write_stderr(msg: &[u8]) {
     // since this is the last thing said before an abort.
     let _ = unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
 }
+
+/// Maps `size` bytes readable, writable and zero-filled at an address that
+/// is a multiple of `align` (a power of two; `size` a multiple of the page
+/// size). Maps `size + align` and unmaps the misaligned head and the tail.
+pub fn map_aligned(size: usize, align: usize) -> io::Result<NonNull<u8>> {
+    let page = page_size();
+    if align <= page {
+        return map(size);
+    }
+    let span = size.checked_add(align).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
+    let raw = map(span)?;
+    let start = raw.as_ptr().addr();
+    let aligned = (start + align - 1) & !(align - 1);
+    let head = aligned - start;
+    let tail = span - head - size;
+    // SAFETY: the head and tail are page-aligned parts of the mapping just
+    // made (`start`, `aligned` and `size` are page multiples), owned here
+    // and referred to by nothing.
+    unsafe {
+        if head != 0 {
+            release(raw, head)?;
+        }
+        if tail != 0 {
+            release(NonNull::new_unchecked(raw.as_ptr().add(head + size)), tail)?;
+        }
+    }
+    // SAFETY: `aligned` lies inside the mapping, so it is not null.
+    Ok(unsafe { NonNull::new_unchecked(raw.as_ptr().add(head)) })
+}
+
+/// Returns a mapping made by [`map_aligned`] to the OS.
+///
+/// # Safety
+/// As for [`release`]: `ptr` and `size` are what [`map_aligned`] was given
+/// and returned, and nothing refers to the range any more.
+pub unsafe fn release_aligned(ptr: NonNull<u8>, size: usize, _align: usize) -> io::Result<()> {
+    // SAFETY: passed on from the caller.
+    unsafe { release(ptr, size) }
+}
+
+/// Resizes a mapping from [`map`] (or [`map_aligned`] with an alignment of
+/// at most a page) from `old` to `new` bytes, keeping its contents; with
+/// `may_move` the kernel may move it (`mremap`), else it grows or shrinks in
+/// place or fails. New bytes read as zeros.
+///
+/// # Safety
+/// `ptr..ptr + old` is a whole mapping the caller owns; after a success the
+/// caller uses only the returned address.
+pub unsafe fn remap(ptr: NonNull<u8>, old: usize, new: usize, may_move: bool) -> io::Result<NonNull<u8>> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let flags = if may_move { libc::MREMAP_MAYMOVE } else { 0 };
+        // SAFETY: the caller owns the mapping; mremap either moves it whole
+        // (unmapping the old range) or fails and leaves it as it was.
+        let p = unsafe { libc::mremap(ptr.as_ptr().cast(), old, new, flags) };
+        if p == libc::MAP_FAILED {
+            return Err(last_error());
+        }
+        NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = (ptr, old, new, may_move);
+        Err(io::Error::from_raw_os_error(libc::ENOTSUP))
+    }
+}

@@ -1,0 +1,87 @@
+//! The live count of a `GlobalArena` chunk, split between its owner and
+//! everyone else, and the rule that recycles the chunk exactly once.
+//!
+//! The owning thread counts the blocks it hands out and the ones it frees
+//! itself in a plain `Cell` (`owner_live`, kept outside this type). Frees by
+//! any other thread go through [`RemoteCount::free_remote`], an atomic
+//! decrement of `debt`, which therefore sits at zero or below while the
+//! owner holds the chunk (minus the number of remote frees so far).
+//!
+//! When the owner lets go of the chunk ([`RemoteCount::retire`]) it adds
+//! `owner_live` to `debt` in one read-modify-write. From then on `debt` is
+//! exactly the number of live blocks, and only decreases; it reaches zero
+//! once. Whoever takes it to zero, the retiring owner (nothing left live)
+//! or the remote thread whose decrement read 1, recycles the chunk. Before
+//! the retirement `debt <= 0`, so no remote decrement can read 1: a chunk is
+//! never recycled while its owner may still hand out blocks from it, and
+//! never while a block is live.
+//!
+//! Orderings: every decrement and the retiring add are `AcqRel`. The
+//! release half publishes the thread's last use of its block (or the
+//! owner's header writes); the read-modify-writes form one release
+//! sequence, so the acquire half of the final one sees all of them, and the
+//! recycler may hand the memory to a new owner.
+
+use crate::sync::{AtomicIsize, Ordering};
+
+/// The atomic half of a chunk's live count (see the module docs).
+pub struct RemoteCount {
+    debt: AtomicIsize,
+}
+
+impl Default for RemoteCount {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RemoteCount {
+    /// A count for a fresh chunk: no block freed remotely yet.
+    #[cfg(not(fiberalloc_loom))]
+    pub const fn new() -> Self {
+        RemoteCount { debt: AtomicIsize::new(0) }
+    }
+
+    /// A count for a fresh chunk (loom's atomics are not `const`).
+    #[cfg(fiberalloc_loom)]
+    pub fn new() -> Self {
+        RemoteCount { debt: AtomicIsize::new(0) }
+    }
+
+    /// A block of the chunk is freed by a thread that does not own it.
+    /// Returns `true` when that was the last live block of a retired
+    /// chunk: the caller must recycle the chunk.
+    #[inline]
+    pub fn free_remote(&self) -> bool {
+        // AcqRel: see the module docs.
+        self.debt.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+
+    /// The owner lets go of the chunk, having counted `owner_live` blocks
+    /// live (handed out minus freed by itself). Returns `true` when none is
+    /// live: the caller must recycle the chunk.
+    pub fn retire(&self, owner_live: usize) -> bool {
+        let n = owner_live as isize;
+        // AcqRel: publishes the owner's writes to the header to whoever
+        // recycles; acquires the remote frees so far.
+        self.debt.fetch_add(n, Ordering::AcqRel).wrapping_add(n) == 0
+    }
+
+    /// Whether every block the owner handed out has been freed (by anyone),
+    /// so that the owner may start the chunk over. Owner only.
+    #[inline]
+    pub fn all_freed(&self, owner_live: usize) -> bool {
+        // Acquire: synchronises with every remote free so far (they form a
+        // release sequence), so their last uses happen before the reuse.
+        (owner_live as isize).wrapping_add(self.debt.load(Ordering::Acquire)) == 0
+    }
+
+    /// Starts counting afresh after [`all_freed`](Self::all_freed) returned
+    /// `true`. Owner only.
+    pub fn restart(&self) {
+        // Relaxed: with no block live no other thread can touch the count;
+        // a later remote free is of a block handed out after this store,
+        // through some synchronisation with the owner, so it sees it.
+        self.debt.store(0, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,936 @@
+//! The allocator itself; see the parent module for the design.
+
+use super::count::RemoteCount;
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use crate::sys;
+use core::alloc::{GlobalAlloc, Layout};
+use core::cell::{Cell, UnsafeCell};
+use core::ffi::c_void;
+use core::ptr::{self, NonNull};
+
+/// Size and alignment of a `GlobalArena` chunk, header included.
+pub(crate) const CHUNK_SIZE: usize = 1 << 20;
+/// Requests larger than this get a mapping of their own.
+pub(crate) const LARGE_THRESHOLD: usize = 256 << 10;
+/// Requests aligned to more than this get a mapping of their own.
+pub(crate) const MAX_CHUNK_ALIGN: usize = 4096;
+/// Free chunks kept committed for reuse; further free chunks are
+/// decommitted (their pages go back to the OS, the address range stays).
+pub(crate) const CACHED_CHUNKS: usize = 8;
+
+/// Bytes at the start of each chunk taken by its header.
+const HEADER_SIZE: usize = 128;
+/// Every block is rounded up to this, so the cursor stays aligned to it.
+const GRAIN: usize = 8;
+
+/// The header at the start of every chunk.
+///
+/// The first cache line is written by the owner (and by the free list, under
+/// its lock, while nobody owns the chunk); the second holds the atomic half
+/// of the live count, written by every thread that frees a block remotely.
+#[repr(C, align(64))]
+struct ChunkHeader {
+    /// Bytes at and above this address (and below the chunk end) have not
+    /// been written since the chunk was mapped or decommitted. Written by
+    /// the owner when it retires the chunk.
+    dirty_end: Cell<usize>,
+    /// The next chunk of the free list (under [`FREE`]'s lock).
+    next: Cell<*mut ChunkHeader>,
+    _pad: [u8; 48],
+    count: RemoteCount,
+}
+
+const _: () = assert!(core::mem::size_of::<ChunkHeader>() <= HEADER_SIZE);
+const _: () = assert!(LARGE_THRESHOLD + MAX_CHUNK_ALIGN + HEADER_SIZE <= CHUNK_SIZE);
+
+/// The chunk a small block lies in.
+#[inline(always)]
+fn chunk_of(ptr: *mut u8) -> *mut ChunkHeader {
+    ptr.map_addr(|a| a & !(CHUNK_SIZE - 1)).cast()
+}
+
+/// Whether a layout is served by a mapping of its own.
+#[inline(always)]
+fn is_large(size: usize, align: usize) -> bool {
+    size > LARGE_THRESHOLD || align > MAX_CHUNK_ALIGN
+}
+
+/// `size` rounded up to [`GRAIN`] (never overflows: sizes of small blocks
+/// are at most [`LARGE_THRESHOLD`]).
+#[inline(always)]
+fn grain(size: usize) -> usize {
+    (size.max(1) + GRAIN - 1) & !(GRAIN - 1)
+}
+
+/// Writes `msg` with one `write(2)` and aborts. For states that mean the
+/// allocator was misused in a way it cannot survive.
+#[cold]
+fn fatal(msg: &str) -> ! {
+    sys::write_stderr(msg.as_bytes());
+    std::process::abort()
+}
+
+// ---------------------------------------------------------------------------
+// A spin lock for the slow paths (no allocation, no poisoning, no panic).
+
+struct SpinLock<T> {
+    locked: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the value is only reached through `with`, which holds the lock,
+// so one thread at a time has it; `T: Send` lets it move between threads.
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+
+impl<T> SpinLock<T> {
+    const fn new(value: T) -> Self {
+        SpinLock { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut spins = 0u32;
+        // Acquire: the previous holder's writes happen before ours.
+        while self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            spins += 1;
+            if spins < 64 {
+                core::hint::spin_loop();
+            } else {
+                spins = 0;
+                std::thread::yield_now();
+            }
+        }
+        // SAFETY: the lock is held, so no other reference to the value
+        // exists until it is released below.
+        let r = f(unsafe { &mut *self.value.get() });
+        // Release: our writes happen before the next holder's.
+        self.locked.store(false, Ordering::Release);
+        r
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Counters.
+
+/// One thread's counters: written only by that thread (plain loads and
+/// stores, no read-modify-write), read by [`GlobalArena::stats`] from any
+/// thread while the thread is registered.
+struct Counters {
+    allocs: AtomicU64,
+    frees: AtomicU64,
+    bytes_in: AtomicUsize,
+    bytes_out: AtomicUsize,
+    /// The next registered thread's counters (under [`REGISTRY`]'s lock).
+    next: AtomicPtr<Counters>,
+}
+
+impl Counters {
+    const fn new() -> Self {
+        Counters {
+            allocs: AtomicU64::new(0),
+            frees: AtomicU64::new(0),
+            bytes_in: AtomicUsize::new(0),
+            bytes_out: AtomicUsize::new(0),
+            next: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    // Relaxed loads and stores: one writer; readers want a recent value,
+    // not an ordering.
+    #[inline(always)]
+    fn on_alloc(&self, size: usize) {
+        self.allocs.store(self.allocs.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.bytes_in.store(self.bytes_in.load(Ordering::Relaxed).wrapping_add(size), Ordering::Relaxed);
+    }
+
+    #[inline(always)]
+    fn on_free(&self, size: usize) {
+        self.frees.store(self.frees.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.bytes_out.store(self.bytes_out.load(Ordering::Relaxed).wrapping_add(size), Ordering::Relaxed);
+    }
+
+    #[inline(always)]
+    fn on_resize(&self, old: usize, new: usize) {
+        self.bytes_in.store(self.bytes_in.load(Ordering::Relaxed).wrapping_add(new), Ordering::Relaxed);
+        self.bytes_out.store(self.bytes_out.load(Ordering::Relaxed).wrapping_add(old), Ordering::Relaxed);
+    }
+
+    /// Adds these counters to `into` atomically (many writers).
+    fn fold_into(&self, into: &Counters) {
+        // Relaxed: statistics.
+        into.allocs.fetch_add(self.allocs.load(Ordering::Relaxed), Ordering::Relaxed);
+        into.frees.fetch_add(self.frees.load(Ordering::Relaxed), Ordering::Relaxed);
+        into.bytes_in.fetch_add(self.bytes_in.load(Ordering::Relaxed), Ordering::Relaxed);
+        into.bytes_out.fetch_add(self.bytes_out.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// Counts from threads without counters of their own (exited, or in
+    /// teardown): read-modify-writes, since many threads write.
+    fn on_alloc_shared(&self, size: usize) {
+        self.allocs.fetch_add(1, Ordering::Relaxed);
+        self.bytes_in.fetch_add(size, Ordering::Relaxed);
+    }
+
+    fn on_free_shared(&self, size: usize) {
+        self.frees.fetch_add(1, Ordering::Relaxed);
+        self.bytes_out.fetch_add(size, Ordering::Relaxed);
+    }
+}
+
+/// Counts of exited threads, the fallback and large mappings.
+static SHARED_COUNTS: Counters = Counters::new();
+
+/// The counters of every thread that has a chunk, linked through `next`.
+struct Registry(*const Counters);
+// SAFETY: the pointers are only followed under the registry's lock, and a
+// thread unlinks its counters (under the lock) before they go away.
+unsafe impl Send for Registry {}
+static REGISTRY: SpinLock<Registry> = SpinLock::new(Registry(ptr::null()));
+
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// Chunks mapped and never unmapped (in use, cached or decommitted).
+static CHUNKS_MAPPED: AtomicUsize = AtomicUsize::new(0);
+/// Retired chunks that still hold a live block.
+static CHUNKS_PINNED: AtomicUsize = AtomicUsize::new(0);
+/// Bytes mapped for large blocks.
+static LARGE_MAPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// Live bytes over every counter (requested sizes).
+fn live_bytes() -> (usize, u64, u64) {
+    let mut bytes_in = SHARED_COUNTS.bytes_in.load(Ordering::Relaxed);
+    let mut bytes_out = SHARED_COUNTS.bytes_out.load(Ordering::Relaxed);
+    let mut allocs = SHARED_COUNTS.allocs.load(Ordering::Relaxed);
+    let mut frees = SHARED_COUNTS.frees.load(Ordering::Relaxed);
+    REGISTRY.with(|r| {
+        let mut c = r.0;
+        while !c.is_null() {
+            // SAFETY: registered counters stay valid until their thread
+            // unlinks them, which needs the lock we hold.
+            let counters = unsafe { &*c };
+            bytes_in = bytes_in.wrapping_add(counters.bytes_in.load(Ordering::Relaxed));
+            bytes_out = bytes_out.wrapping_add(counters.bytes_out.load(Ordering::Relaxed));
+            allocs += counters.allocs.load(Ordering::Relaxed);
+            frees += counters.frees.load(Ordering::Relaxed);
+            c = counters.next.load(Ordering::Relaxed);
+        }
+    });
+    // Counts are read one after another, so a block freed on one thread
+    // while another's counters are read can make the sum dip below zero.
+    let live = if bytes_in >= bytes_out { bytes_in - bytes_out } else { 0 };
+    (live, allocs, frees)
+}
+
+/// Records the current live bytes as the peak if they are higher.
+fn note_peak() -> (usize, u64, u64) {
+    let sums = live_bytes();
+    // Relaxed: a statistic.
+    PEAK.fetch_max(sums.0, Ordering::Relaxed);
+    sums
+}
+
+// ---------------------------------------------------------------------------
+// The free list of chunks.
+
+struct FreeList {
+    /// Free chunks whose pages are committed (written before).
+    cached: *mut ChunkHeader,
+    cached_count: usize,
+    /// Free chunks decommitted: zero-filled, no physical pages.
+    decommitted: *mut ChunkHeader,
+    decommitted_count: usize,
+}
+// SAFETY: the list holds chunks nobody owns; they are reached only under
+// the lock.
+unsafe impl Send for FreeList {}
+static FREE: SpinLock<FreeList> = SpinLock::new(FreeList {
+    cached: ptr::null_mut(),
+    cached_count: 0,
+    decommitted: ptr::null_mut(),
+    decommitted_count: 0,
+});
+
+/// Gives a chunk whose blocks are all freed back to the free list,
+/// decommitting it when the cache is full.
+///
+/// # Safety
+/// `chunk` is a chunk header no thread owns and in which no block is live,
+/// given to this function once.
+unsafe fn recycle(chunk: *mut ChunkHeader) {
+    // SAFETY: the chunk is ours alone (caller), so its header may be written.
+    let header = unsafe { &*chunk };
+    let cached = FREE.with(|f| {
+        if f.cached_count < CACHED_CHUNKS {
+            header.next.set(f.cached);
+            f.cached = chunk;
+            f.cached_count += 1;
+            true
+        } else {
+            false
+        }
+    });
+    if cached {
+        return;
+    }
+    let page = sys::page_size();
+    // The header's page stays; the rest goes back to the OS.
+    // SAFETY: the chunk is a mapping of CHUNK_SIZE bytes we own, no block
+    // in it is live, and `page` divides CHUNK_SIZE.
+    let data = unsafe { NonNull::new_unchecked(chunk.cast::<u8>().add(page)) };
+    // SAFETY: as above: nothing relies on the contents past the header.
+    let zeroed = unsafe { sys::decommit(data, CHUNK_SIZE - page) }.is_ok();
+    header.dirty_end.set(if zeroed { chunk.addr() + HEADER_SIZE } else { chunk.addr() + CHUNK_SIZE });
+    FREE.with(|f| {
+        if zeroed {
+            header.next.set(f.decommitted);
+            f.decommitted = chunk;
+            f.decommitted_count += 1;
+        } else {
+            header.next.set(f.cached);
+            f.cached = chunk;
+            f.cached_count += 1;
+        }
+    });
+}
+
+/// A chunk for a new owner: from the free list, else freshly mapped.
+fn acquire_chunk() -> Option<NonNull<ChunkHeader>> {
+    let reused = FREE.with(|f| {
+        let c = if !f.cached.is_null() {
+            f.cached_count -= 1;
+            f.cached
+        } else if !f.decommitted.is_null() {
+            f.decommitted_count -= 1;
+            f.decommitted
+        } else {
+            return ptr::null_mut();
+        };
+        // SAFETY: chunks on the list are valid headers owned by the list.
+        let next = unsafe { (*c).next.get() };
+        if c == f.cached {
+            f.cached = next;
+        } else {
+            f.decommitted = next;
+        }
+        c
+    });
+    if let Some(c) = NonNull::new(reused) {
+        return Some(c);
+    }
+    let mapped = sys::map_aligned(CHUNK_SIZE, CHUNK_SIZE).ok()?.cast::<ChunkHeader>();
+    // Relaxed: a statistic.
+    CHUNKS_MAPPED.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: a fresh mapping of CHUNK_SIZE writable bytes, aligned to
+    // CHUNK_SIZE (so to the header's alignment), owned here.
+    unsafe {
+        mapped.as_ptr().write(ChunkHeader {
+            dirty_end: Cell::new(mapped.as_ptr().addr() + HEADER_SIZE),
+            next: Cell::new(ptr::null_mut()),
+            _pad: [0; 48],
+            count: RemoteCount::new(),
+        })
+    };
+    Some(mapped)
+}
+
+// ---------------------------------------------------------------------------
+// Chunk owners: a thread, or the shared fallback.
+
+/// The bumping state of one chunk owner.
+///
+/// Invariants: when `chunk` is null, `cursor` is null and `limit` 0 (so
+/// every request takes the slow path); otherwise
+/// `chunk + HEADER_SIZE <= cursor <= limit = chunk + CHUNK_SIZE`, `live`
+/// counts the blocks this owner handed out from `chunk` minus those it freed
+/// itself, and every byte in `max(cursor, clean_from)..limit` is zero.
+struct Owner {
+    cursor: Cell<*mut u8>,
+    limit: Cell<usize>,
+    chunk: Cell<*mut ChunkHeader>,
+    live: Cell<usize>,
+    clean_from: Cell<usize>,
+}
+
+impl Owner {
+    const fn new() -> Self {
+        Owner {
+            cursor: Cell::new(ptr::null_mut()),
+            limit: Cell::new(0),
+            chunk: Cell::new(ptr::null_mut()),
+            live: Cell::new(0),
+            clean_from: Cell::new(0),
+        }
+    }
+
+    /// Bumps `size` bytes aligned to `align` from the current chunk, if
+    /// they fit. `size <= LARGE_THRESHOLD`, `align <= MAX_CHUNK_ALIGN`.
+    #[inline(always)]
+    fn bump(&self, size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
+        let cursor = self.cursor.get();
+        let start = (cursor.addr() + align - 1) & !(align - 1);
+        let end = start + grain(size);
+        if end > self.limit.get() {
+            return None;
+        }
+        self.cursor.set(cursor.with_addr(end));
+        self.live.set(self.live.get() + 1);
+        let block = cursor.with_addr(start);
+        if zero {
+            let clean = self.clean_from.get();
+            if start < clean {
+                let dirty = end.min(clean) - start;
+                // SAFETY: `start..start + dirty` lies in the block just
+                // handed out, inside the owner's chunk.
+                unsafe { block.write_bytes(0, dirty) };
+            }
+        }
+        // SAFETY: `start` lies in the chunk (at least HEADER_SIZE past its
+        // start), so it is not null.
+        Some(unsafe { NonNull::new_unchecked(block) })
+    }
+
+    /// Moves the cursor back to `to` (below it), keeping the zero mark true.
+    #[inline(always)]
+    fn rewind(&self, to: *mut u8) {
+        let cursor = self.cursor.get();
+        if cursor.addr() > self.clean_from.get() {
+            self.clean_from.set(cursor.addr());
+        }
+        self.cursor.set(to);
+    }
+
+    /// Frees a block of the owner's current chunk.
+    ///
+    /// # Safety
+    /// `ptr` is a live block of `size` bytes handed out from `self.chunk`.
+    #[inline(always)]
+    unsafe fn free_local(&self, ptr: *mut u8, size: usize) {
+        let live = self.live.get().wrapping_sub(1);
+        self.live.set(live);
+        if ptr.addr() + grain(size) == self.cursor.get().addr() {
+            self.rewind(ptr);
+        }
+        // SAFETY: `chunk` is the owner's live chunk (caller).
+        let header = unsafe { &*self.chunk.get() };
+        if header.count.all_freed(live) {
+            self.start_over(header);
+        }
+    }
+
+    /// Every block of the current chunk is freed: bump from its start again.
+    fn start_over(&self, header: &ChunkHeader) {
+        header.count.restart();
+        self.live.set(0);
+        let start = self.cursor.get().with_addr(self.chunk.get().addr() + HEADER_SIZE);
+        self.rewind(start);
+    }
+
+    /// Lets go of the current chunk (if any): recycles it at once when no
+    /// block in it is live, else whoever frees its last block will.
+    fn retire(&self) {
+        let chunk = self.chunk.get();
+        if chunk.is_null() {
+            return;
+        }
+        // SAFETY: the owner's chunk is a live header.
+        let header = unsafe { &*chunk };
+        header.dirty_end.set(self.cursor.get().addr().max(self.clean_from.get()));
+        // Relaxed: a statistic, decremented by whoever recycles.
+        CHUNKS_PINNED.fetch_add(1, Ordering::Relaxed);
+        self.chunk.set(ptr::null_mut());
+        self.cursor.set(ptr::null_mut());
+        self.limit.set(0);
+        if header.count.retire(self.live.replace(0)) {
+            CHUNKS_PINNED.fetch_sub(1, Ordering::Relaxed);
+            // SAFETY: no block is live and the owner has let go: the chunk
+            // is ours to give back, once.
+            unsafe { recycle(chunk) };
+        }
+    }
+
+    /// The slow path of a small allocation: start the chunk over if all its
+    /// blocks are freed, else retire it and take another.
+    #[cold]
+    #[inline(never)]
+    fn refill(&self, size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
+        let chunk = self.chunk.get();
+        if !chunk.is_null() {
+            // SAFETY: the owner's chunk is a live header.
+            let header = unsafe { &*chunk };
+            if header.count.all_freed(self.live.get()) {
+                self.start_over(header);
+                if let Some(p) = self.bump(size, align, zero) {
+                    return Some(p);
+                }
+            }
+            self.retire();
+        }
+        let fresh = acquire_chunk()?.as_ptr();
+        // SAFETY: a chunk just taken from the free list or mapped: ours.
+        let header = unsafe { &*fresh };
+        let base = fresh.cast::<u8>();
+        self.chunk.set(fresh);
+        self.live.set(0);
+        // SAFETY: HEADER_SIZE is inside the chunk.
+        self.cursor.set(unsafe { base.add(HEADER_SIZE) });
+        self.limit.set(base.addr() + CHUNK_SIZE);
+        self.clean_from.set(header.dirty_end.get());
+        note_peak();
+        self.bump(size, align, zero)
+    }
+
+    #[inline(always)]
+    fn alloc(&self, size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
+        match self.bump(size, align, zero) {
+            Some(p) => Some(p),
+            None => self.refill(size, align, zero),
+        }
+    }
+
+    /// Resizes the last block in place if it is `ptr` and the chunk has
+    /// room. Returns whether it did.
+    #[inline(always)]
+    fn resize_last(&self, ptr: *mut u8, old: usize, new: usize) -> bool {
+        let cursor = self.cursor.get();
+        if ptr.addr() + grain(old) != cursor.addr() || self.chunk.get().is_null() {
+            return false;
+        }
+        let end = ptr.addr() + grain(new);
+        if end > self.limit.get() {
+            return false;
+        }
+        let moved = cursor.with_addr(end);
+        if end < cursor.addr() {
+            self.rewind(moved);
+        } else {
+            self.cursor.set(moved);
+        }
+        true
+    }
+}
+
+// SAFETY: an `Owner` holds raw pointers into chunks it owns; moving the
+// fallback owner between threads (under its lock) is sound because only
+// the lock holder touches it.
+unsafe impl Send for Owner {}
+
+/// The owner used by threads whose own state is gone (exited) or unusable.
+static FALLBACK: SpinLock<Owner> = SpinLock::new(Owner::new());
+
+const FRESH: u8 = 0;
+const ACTIVE: u8 = 1;
+const EXITED: u8 = 2;
+
+/// A thread's allocator state.
+struct Local {
+    owner: Owner,
+    counters: Counters,
+    state: Cell<u8>,
+}
+
+thread_local! {
+    static LOCAL: Local = const { Local { owner: Owner::new(), counters: Counters::new(), state: Cell::new(FRESH) } };
+}
+
+/// Runs at thread exit (a POSIX thread-key destructor): retires the
+/// thread's chunk and unregisters its counters.
+///
+/// # Safety
+/// Called by the C library on the exiting thread; the argument is unused.
+unsafe extern "C" fn on_thread_exit(_: *mut c_void) {
+    let _ = LOCAL.try_with(|l| {
+        l.owner.retire();
+        l.state.set(EXITED);
+        let me: *const Counters = &l.counters;
+        REGISTRY.with(|r| {
+            // Unlink our counters and fold them into the shared ones.
+            let mut link: *const Counters = r.0;
+            let mut prev: *const Counters = ptr::null();
+            while !link.is_null() && link != me {
+                prev = link;
+                // SAFETY: registered counters are valid under the lock.
+                link = unsafe { &*link }.next.load(Ordering::Relaxed);
+            }
+            if link == me {
+                let next = l.counters.next.load(Ordering::Relaxed);
+                if prev.is_null() {
+                    r.0 = next;
+                } else {
+                    // SAFETY: as above.
+                    unsafe { &*prev }.next.store(next, Ordering::Relaxed);
+                }
+            }
+            l.counters.fold_into(&SHARED_COUNTS);
+        });
+    });
+}
+
+static EXIT_KEY: sys::ThreadExitKey = sys::ThreadExitKey::new(on_thread_exit);
+
+impl Local {
+    /// First slow path of a thread: arm the exit hook and register the
+    /// counters. A thread whose hook cannot be armed uses the fallback
+    /// (else its chunk would never be retired).
+    #[cold]
+    fn activate(&self) -> bool {
+        // SAFETY: any non-null value works; the destructor ignores it.
+        let arg = unsafe { NonNull::new_unchecked(ptr::from_ref(self).cast_mut().cast::<c_void>()) };
+        if EXIT_KEY.arm(arg).is_err() {
+            self.state.set(EXITED);
+            return false;
+        }
+        let me = ptr::from_ref(&self.counters).cast_mut();
+        REGISTRY.with(|r| {
+            self.counters.next.store(r.0.cast_mut(), Ordering::Relaxed);
+            r.0 = me;
+        });
+        self.state.set(ACTIVE);
+        true
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Large blocks: a mapping each.
+
+fn large_len(size: usize) -> Option<usize> {
+    let page = sys::page_size();
+    size.checked_add(page - 1).map(|s| s & !(page - 1)).filter(|&s| s <= isize::MAX as usize)
+}
+
+fn large_alloc(size: usize, align: usize) -> *mut u8 {
+    let Some(len) = large_len(size) else { return ptr::null_mut() };
+    match sys::map_aligned(len, align) {
+        Ok(p) => {
+            // Relaxed: statistics.
+            LARGE_MAPPED.fetch_add(len, Ordering::Relaxed);
+            SHARED_COUNTS.on_alloc_shared(size);
+            note_peak();
+            p.as_ptr()
+        }
+        Err(_) => ptr::null_mut(),
+    }
+}
+
+/// # Safety
+/// `ptr` came from [`large_alloc`] with `size` and `align`.
+unsafe fn large_free(ptr: *mut u8, size: usize, align: usize) {
+    let len = large_len(size).unwrap_or(0);
+    // SAFETY: the caller passes a live large block, whose mapping is `len`
+    // bytes from `ptr`.
+    let ok = unsafe { sys::release_aligned(NonNull::new_unchecked(ptr), len, align) }.is_ok();
+    if !ok {
+        fatal("fiberalloc: GlobalArena could not unmap a large block (bad pointer or layout given to dealloc)\n");
+    }
+    LARGE_MAPPED.fetch_sub(len, Ordering::Relaxed);
+    SHARED_COUNTS.on_free_shared(size);
+}
+
+// ---------------------------------------------------------------------------
+// The allocator.
+
+/// A bump global allocator that gives memory back: per-thread chunks with
+/// live counts, recycled when their last block is freed.
+///
+/// ```
+/// use fiberalloc::GlobalArena;
+///
+/// #[global_allocator]
+/// static GLOBAL: GlobalArena = GlobalArena::new();
+///
+/// fn main() {
+///     let v: Vec<u64> = (0..1000).collect();
+///     assert_eq!(v.iter().sum::<u64>(), 499_500);
+///     assert!(GLOBAL.stats().allocation_count > 0);
+/// }
+/// ```
+///
+/// Each thread bumps through its own 1 MiB chunk ([`Self::CHUNK_SIZE`]); a chunk
+/// counts its live blocks (without atomics for its owner, atomically for
+/// frees from other threads) and goes back to a free list when the last one
+/// is freed after its owner moved on; free chunks past [`Self::CACHED_CHUNKS`]
+/// are decommitted. Freeing or resizing the thread's most recent block is
+/// done in place. Requests above [`Self::LARGE_THRESHOLD`] bytes or aligned to
+/// more than [`Self::MAX_CHUNK_ALIGN`] get a mapping of their own (`realloc` by
+/// `mremap`). The README's "GlobalArena" section has the details.
+///
+/// All `GlobalArena` values share one state (the chunks, the free list and
+/// the counters are process-wide), so it is a zero-sized handle.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GlobalArena {
+    _private: (),
+}
+
+/// A snapshot of [`GlobalArena`]'s counters.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GlobalStats {
+    /// Bytes allocated and not yet freed (requested sizes).
+    pub live_bytes: usize,
+    /// The highest `live_bytes` seen. Sampled when a thread takes a new
+    /// chunk, when a large block is mapped and when `stats` is called, so
+    /// it can miss a short peak inside one chunk.
+    pub peak_bytes: usize,
+    /// Allocations so far (a `realloc` that moves counts as one
+    /// allocation and one free).
+    pub allocation_count: u64,
+    /// Frees so far.
+    pub free_count: u64,
+    /// Chunks owned by a thread or holding a live block.
+    pub chunks_in_use: usize,
+    /// Free chunks kept committed for reuse.
+    pub chunks_cached: usize,
+    /// Free chunks whose memory went back to the OS (address space kept).
+    pub chunks_decommitted: usize,
+    /// Bytes of chunks that their owner has retired but that still hold a
+    /// live block (memory a bump allocator cannot reuse yet).
+    pub pinned_bytes: usize,
+    /// Bytes mapped for large blocks (each its own mapping).
+    pub large_bytes: usize,
+    /// Bytes resident or ready to be: chunks in use or cached, plus large
+    /// mappings.
+    pub committed_bytes: usize,
+}
+
+impl GlobalArena {
+    /// Size and alignment of a chunk, header included (1 MiB).
+    pub const CHUNK_SIZE: usize = CHUNK_SIZE;
+    /// Requests larger than this (256 KiB) get a mapping of their own.
+    pub const LARGE_THRESHOLD: usize = LARGE_THRESHOLD;
+    /// Requests aligned to more than this (4 KiB) get a mapping of their own.
+    pub const MAX_CHUNK_ALIGN: usize = MAX_CHUNK_ALIGN;
+    /// Free chunks kept committed for reuse (8); further free chunks are
+    /// decommitted.
+    pub const CACHED_CHUNKS: usize = CACHED_CHUNKS;
+
+    /// The allocator handle. `const`, so it can initialise the
+    /// `#[global_allocator]` static.
+    pub const fn new() -> Self {
+        GlobalArena { _private: () }
+    }
+
+    /// A snapshot of the process-wide counters. Takes two short spin locks
+    /// and walks the registered threads; allocates nothing, so it may be
+    /// called from a monitoring thread at any rate.
+    pub fn stats(&self) -> GlobalStats {
+        let (live, allocs, frees) = note_peak();
+        let (cached, decommitted) = FREE.with(|f| (f.cached_count, f.decommitted_count));
+        // Relaxed: statistics.
+        let mapped = CHUNKS_MAPPED.load(Ordering::Relaxed);
+        let in_use = mapped.saturating_sub(cached + decommitted);
+        let large = LARGE_MAPPED.load(Ordering::Relaxed);
+        GlobalStats {
+            live_bytes: live,
+            peak_bytes: PEAK.load(Ordering::Relaxed).max(live),
+            allocation_count: allocs,
+            free_count: frees,
+            chunks_in_use: in_use,
+            chunks_cached: cached,
+            chunks_decommitted: decommitted,
+            pinned_bytes: CHUNKS_PINNED.load(Ordering::Relaxed) * CHUNK_SIZE,
+            large_bytes: large,
+            committed_bytes: (in_use + cached) * CHUNK_SIZE + large,
+        }
+    }
+
+    #[inline(always)]
+    fn alloc_small(size: usize, align: usize, zero: bool) -> *mut u8 {
+        let fast = LOCAL.try_with(|l| {
+            if let Some(p) = l.owner.bump(size, align, zero) {
+                l.counters.on_alloc(size);
+                return p.as_ptr();
+            }
+            Self::alloc_small_slow(l, size, align, zero)
+        });
+        match fast {
+            Ok(p) => p,
+            Err(_) => Self::alloc_fallback(size, align, zero),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn alloc_small_slow(l: &Local, size: usize, align: usize, zero: bool) -> *mut u8 {
+        if l.state.get() == EXITED || (l.state.get() == FRESH && !l.activate()) {
+            return Self::alloc_fallback(size, align, zero);
+        }
+        match l.owner.refill(size, align, zero) {
+            Some(p) => {
+                l.counters.on_alloc(size);
+                p.as_ptr()
+            }
+            None => ptr::null_mut(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn alloc_fallback(size: usize, align: usize, zero: bool) -> *mut u8 {
+        let p = FALLBACK.with(|o| o.alloc(size, align, zero));
+        match p {
+            Some(p) => {
+                SHARED_COUNTS.on_alloc_shared(size);
+                p.as_ptr()
+            }
+            None => ptr::null_mut(),
+        }
+    }
+
+    /// Frees a small block.
+    ///
+    /// # Safety
+    /// `ptr` is a live small block of `size` bytes.
+    #[inline(always)]
+    unsafe fn free_small(ptr: *mut u8, size: usize) {
+        let chunk = chunk_of(ptr);
+        let local = LOCAL.try_with(|l| {
+            if l.owner.chunk.get() == chunk {
+                l.counters.on_free(size);
+                // SAFETY: the block is live (caller) and in our chunk.
+                unsafe { l.owner.free_local(ptr, size) };
+                true
+            } else {
+                if l.state.get() == ACTIVE {
+                    l.counters.on_free(size);
+                } else {
+                    SHARED_COUNTS.on_free_shared(size);
+                }
+                false
+            }
+        });
+        match local {
+            Ok(true) => {}
+            Ok(false) => {
+                // SAFETY: the block is live (caller), so its chunk is.
+                unsafe { Self::free_remote(chunk) }
+            }
+            Err(_) => {
+                SHARED_COUNTS.on_free_shared(size);
+                // SAFETY: as above.
+                unsafe { Self::free_remote(chunk) }
+            }
+        }
+    }
+
+    /// # Safety
+    /// A live block of `chunk` is being freed by a thread that does not own
+    /// the chunk.
+    #[inline(always)]
+    unsafe fn free_remote(chunk: *mut ChunkHeader) {
+        // SAFETY: the chunk holds a live block, so it is not recycled.
+        if unsafe { &*chunk }.count.free_remote() {
+            // Relaxed: a statistic.
+            CHUNKS_PINNED.fetch_sub(1, Ordering::Relaxed);
+            // SAFETY: that was the retired chunk's last live block: it is
+            // ours to recycle, once (see `count`).
+            unsafe { recycle(chunk) };
+        }
+    }
+
+    /// Resizes the current thread's last block in place.
+    #[inline(always)]
+    fn resize_in_place(ptr: *mut u8, old: usize, new: usize) -> bool {
+        LOCAL
+            .try_with(|l| {
+                let done = l.owner.resize_last(ptr, old, new);
+                if done {
+                    l.counters.on_resize(old, new);
+                }
+                done
+            })
+            .unwrap_or(false)
+    }
+}
+
+// SAFETY: blocks are disjoint: a small block is bumped from a chunk owned
+// by one thread (or by the fallback under its lock) and only reused after
+// the live count says it was freed; a large block is its own mapping. Every
+// block is aligned as asked (chunk data is 128-aligned and the cursor is
+// aligned up; mappings are aligned by `map_aligned`), and `realloc` keeps
+// the contents up to the smaller size. Failures return null; nothing
+// panics (arithmetic cannot overflow for layouts, whose sizes are at most
+// `isize::MAX`) and nothing allocates through another allocator.
+unsafe impl GlobalAlloc for GlobalArena {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let (size, align) = (layout.size(), layout.align());
+        if is_large(size, align) {
+            return large_alloc(size, align);
+        }
+        Self::alloc_small(size, align, false)
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let (size, align) = (layout.size(), layout.align());
+        if is_large(size, align) {
+            // Fresh mappings read as zeros.
+            return large_alloc(size, align);
+        }
+        Self::alloc_small(size, align, true)
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let (size, align) = (layout.size(), layout.align());
+        if is_large(size, align) {
+            // SAFETY: a large layout was served by `large_alloc` (caller
+            // passes the layout it allocated with).
+            unsafe { large_free(ptr, size, align) };
+        } else {
+            // SAFETY: as above, for a small block.
+            unsafe { Self::free_small(ptr, size) };
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let (old_size, align) = (layout.size(), layout.align());
+        let old_large = is_large(old_size, align);
+        let new_large = is_large(new_size, align);
+        if !old_large && !new_large {
+            if Self::resize_in_place(ptr, old_size, new_size) {
+                return ptr;
+            }
+            if new_size <= old_size {
+                // A shrink that is not the last block keeps its place; the
+                // tail is lost until the chunk is recycled.
+                let _ = LOCAL.try_with(|l| l.counters.on_resize(old_size, new_size));
+                return ptr;
+            }
+        } else if old_large && new_large {
+            if let (Some(old_len), Some(new_len)) = (large_len(old_size), large_len(new_size)) {
+                if old_len == new_len {
+                    SHARED_COUNTS.bytes_in.fetch_add(new_size, Ordering::Relaxed);
+                    SHARED_COUNTS.bytes_out.fetch_add(old_size, Ordering::Relaxed);
+                    return ptr;
+                }
+                // A moved mapping keeps only page alignment.
+                let may_move = align <= sys::page_size();
+                // SAFETY: `ptr` is a live large block whose mapping is
+                // `old_len` bytes (caller); on success only the result is
+                // used from here on.
+                let moved = unsafe { sys::remap(NonNull::new_unchecked(ptr), old_len, new_len, may_move) };
+                if let Ok(p) = moved {
+                    // Relaxed: statistics.
+                    LARGE_MAPPED.fetch_add(new_len, Ordering::Relaxed);
+                    LARGE_MAPPED.fetch_sub(old_len, Ordering::Relaxed);
+                    SHARED_COUNTS.bytes_in.fetch_add(new_size, Ordering::Relaxed);
+                    SHARED_COUNTS.bytes_out.fetch_add(old_size, Ordering::Relaxed);
+                    note_peak();
+                    return p.as_ptr();
+                }
+            }
+        }
+        // SAFETY: the caller guarantees that `new_size`, rounded up to
+        // `align`, does not overflow `isize`.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, align) };
+        // SAFETY: `new_layout` has a non-zero size (caller).
+        let fresh = unsafe { self.alloc(new_layout) };
+        if !fresh.is_null() {
+            // SAFETY: both blocks are live and distinct; the old one is
+            // freed with the layout it was allocated with.
+            unsafe {
+                ptr::copy_nonoverlapping(ptr, fresh, old_size.min(new_size));
+                self.dealloc(ptr, layout);
+            }
+        }
+        fresh
+    }
+}

@@ -1,0 +1,45 @@
+//! `GlobalArena`: a bump allocator that can be the program's global
+//! allocator and gives memory back.
+//!
+//! # How it works
+//!
+//! Each thread bumps through its own *chunk*: `GlobalArena::CHUNK_SIZE` (1 MiB) bytes mapped at
+//! a multiple of that size, so that `dealloc` finds a block's chunk by
+//! masking the pointer. The thread's cursor, limit and current chunk live in
+//! a `const`-initialised thread-local without a destructor, so reaching them
+//! never allocates and never registers anything.
+//!
+//! Every chunk has a live count (`count`): blocks handed out by its owner
+//! and freed by its owner are counted in a plain `Cell`, frees by other
+//! threads atomically in the chunk header. When a block does not fit, the
+//! owner either starts its chunk over (every block in it has been freed) or
+//! *retires* it and takes another. A retired chunk goes back to the global
+//! free list when its last block is freed, by whichever thread frees it, and
+//! exactly once. Free chunks past `GlobalArena::CACHED_CHUNKS` are decommitted
+//! (`MADV_DONTNEED`), so their memory goes back to the OS.
+//!
+//! Freeing, shrinking or growing the most recent block of the current
+//! thread's chunk moves the cursor. `alloc_zeroed` knows which part of the
+//! chunk has never been written since it was mapped or decommitted, and
+//! writes zeros only below that mark.
+//!
+//! Requests larger than `LARGE_THRESHOLD` or aligned to more than
+//! `MAX_CHUNK_ALIGN` get a mapping of their own, unmapped on free and
+//! resized with `mremap`. Which path a block takes is a function of its
+//! layout alone, so `dealloc` (which is given the layout) knows it.
+//!
+//! A POSIX thread key retires the thread's chunk when the thread exits.
+//! Allocations after that (from other thread-exit code) go through a shared
+//! fallback: one more chunk owner, behind a spin lock.
+//!
+//! Nothing here panics, unwinds or allocates through another allocator; the
+//! only fatal error (the OS refusing to unmap a block, which means `dealloc`
+//! was handed a bad pointer or layout) writes a message with `write(2)` and
+//! aborts.
+
+pub(crate) mod count;
+
+#[cfg(not(fiberalloc_loom))]
+mod imp;
+#[cfg(not(fiberalloc_loom))]
+pub use imp::{GlobalArena, GlobalStats};

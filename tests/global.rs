@@ -1,0 +1,400 @@
+//! `GlobalArena` as this program's global allocator, under real libraries
+//! and real threads, with checks that memory goes back.
+//!
+//! A test binary of its own (`harness = false`): the global allocator is
+//! process-wide, and the libtest harness would allocate around the checks.
+//! Each check prints one line. `FIBERALLOC_QUICK=1` scales the workloads
+//! down for valgrind and the sanitizers; under Miri they are smaller still
+//! and the RSS checks are skipped (Miri has no `/proc`, and its memory is
+//! the heap stand-in's).
+
+use fiberalloc::{GlobalArena, GlobalStats};
+use std::alloc::{alloc, alloc_zeroed, dealloc, realloc, Layout};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::mpsc;
+use std::thread;
+
+#[global_allocator]
+static GLOBAL: GlobalArena = GlobalArena::new();
+
+const MIB: usize = 1 << 20;
+
+/// How much of each workload to run: 1 normally, smaller under
+/// `FIBERALLOC_QUICK` and Miri.
+fn scale(full: usize) -> usize {
+    if cfg!(miri) {
+        (full / 2000).max(4)
+    } else if std::env::var_os("FIBERALLOC_QUICK").is_some() {
+        (full / 50).max(4)
+    } else {
+        full
+    }
+}
+
+/// Resident set size in bytes, from `/proc/self/statm` (None under Miri or
+/// where there is no `/proc`).
+fn rss() -> Option<usize> {
+    if cfg!(miri) {
+        return None;
+    }
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: usize = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+    Some(pages * page)
+}
+
+fn stats() -> GlobalStats {
+    GLOBAL.stats()
+}
+
+fn check(name: &str, f: impl FnOnce() -> String) {
+    let detail = f();
+    println!("ok  {name}: {detail}");
+}
+
+/// serde_json, regex and std collections growing and shrinking.
+fn libraries() -> String {
+    let n = scale(20_000);
+    let mut doc = serde_json::Map::new();
+    for i in 0..n {
+        doc.insert(
+            format!("key{i}"),
+            serde_json::json!({ "id": i, "name": format!("item number {i}"), "tags": ["a", "b", i.to_string()] }),
+        );
+    }
+    let value = serde_json::Value::Object(doc);
+    let text = serde_json::to_string(&value).unwrap();
+    let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, value, "JSON round trip");
+    assert_eq!(back[format!("key{}", n - 1)]["id"], serde_json::json!(n - 1));
+
+    let mut matched = 0;
+    if !cfg!(miri) {
+        let re = regex::Regex::new(r"item number (\d+)7\b").unwrap();
+        matched = re.captures_iter(&text).count();
+        assert_eq!(matched, (0..n).filter(|i| i % 10 == 7 && *i >= 10).count(), "regex matches");
+    }
+
+    let mut map: HashMap<u64, Vec<u8>> = HashMap::new();
+    let mut tree: BTreeMap<u64, String> = BTreeMap::new();
+    let mut queue: VecDeque<Box<[u64]>> = VecDeque::new();
+    for i in 0..n as u64 {
+        map.insert(i, vec![i as u8; (i % 97) as usize]);
+        tree.insert(i * 7 % 1009, i.to_string());
+        queue.push_back(vec![i; (i % 13) as usize].into_boxed_slice());
+        if queue.len() > 64 {
+            queue.pop_front();
+        }
+    }
+    for i in (0..n as u64).step_by(2) {
+        map.remove(&i);
+    }
+    map.shrink_to_fit();
+    for (k, v) in &map {
+        assert!(v.iter().all(|&b| b == *k as u8) && v.len() == (*k % 97) as usize);
+    }
+    let mut s = String::new();
+    for i in 0..n {
+        s.push_str(&i.to_string());
+    }
+    s.truncate(s.len() / 3);
+    s.shrink_to_fit();
+    assert!(s.starts_with("0123456789101112"));
+    format!("{} JSON bytes round-tripped, {matched} regex matches, {} map entries", text.len(), map.len())
+}
+
+/// 2,000,000 boxes made on one thread and freed on another; afterwards the
+/// live bytes and the committed memory are back near where they started.
+fn boxes_across_threads() -> String {
+    let n = scale(2_000_000);
+    let before = stats();
+    let rss_before = rss();
+    let (tx, rx) = mpsc::sync_channel::<Box<[u64; 4]>>(1024);
+    let consumer = thread::spawn(move || {
+        let mut sum = 0u64;
+        for b in rx {
+            sum = sum.wrapping_add(b[0] + b[3]);
+        }
+        sum
+    });
+    for i in 0..n as u64 {
+        tx.send(Box::new([i, 0, 0, 1])).unwrap();
+    }
+    drop(tx);
+    let sum = consumer.join().unwrap();
+    let expect = (0..n as u64).fold(0u64, |a, i| a.wrapping_add(i + 1));
+    assert_eq!(sum, expect);
+    let after = stats();
+    assert!(
+        after.live_bytes <= before.live_bytes + MIB,
+        "live bytes before {} after {}",
+        before.live_bytes,
+        after.live_bytes
+    );
+    assert!(after.free_count - before.free_count >= n as u64, "every box freed");
+    // 2,000,000 boxes of 32 bytes fill about 61 chunks; afterwards at most
+    // the cache's worth plus the two threads' current chunks stay committed.
+    let budget = (GlobalArena::CACHED_CHUNKS + 4) * GlobalArena::CHUNK_SIZE;
+    assert!(
+        after.committed_bytes <= before.committed_bytes + budget,
+        "committed before {} after {}",
+        before.committed_bytes,
+        after.committed_bytes
+    );
+    let mut rss_note = String::new();
+    if let (Some(b), Some(a)) = (rss_before, rss()) {
+        assert!(a <= b + budget + 4 * MIB, "RSS before {b} after {a}");
+        rss_note = format!(", RSS {} -> {} MiB", b / MIB, a / MIB);
+    }
+    format!(
+        "{n} boxes; live bytes {} -> {}; committed {} -> {} MiB{rss_note}",
+        before.live_bytes,
+        after.live_bytes,
+        before.committed_bytes / MIB,
+        after.committed_bytes / MIB
+    )
+}
+
+/// 1,000 short-lived threads that allocate: their chunks come back when they
+/// exit, so memory does not grow with the number of threads.
+fn short_lived_threads() -> String {
+    let n = scale(1000).max(20);
+    let round = |k: usize| {
+        let handles: Vec<_> = (0..k)
+            .map(|t| {
+                thread::spawn(move || {
+                    let v: Vec<String> = (0..200).map(|i| format!("thread {t} string {i}")).collect();
+                    v.iter().map(|s| s.len()).sum::<usize>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
+    };
+    // Warm up: the first threads map the chunks the rest reuse.
+    round(4);
+    let before = stats();
+    let rss_before = rss();
+    let mut total = 0;
+    for _ in 0..n / 4 {
+        total += round(4);
+    }
+    let after = stats();
+    assert!(total > 0);
+    let budget = (GlobalArena::CACHED_CHUNKS + 6) * GlobalArena::CHUNK_SIZE;
+    assert!(
+        after.committed_bytes <= before.committed_bytes + budget,
+        "{n} threads: committed before {} after {}",
+        before.committed_bytes,
+        after.committed_bytes
+    );
+    assert!(after.chunks_in_use <= before.chunks_in_use + 6, "chunks in use {before:?} -> {after:?}");
+    let mut rss_note = String::new();
+    if let (Some(b), Some(a)) = (rss_before, rss()) {
+        assert!(a <= b + budget + 8 * MIB, "RSS before {b} after {a}");
+        rss_note = format!(", RSS {} -> {} MiB", b / MIB, a / MIB);
+    }
+    format!("{n} threads; chunks in use {} -> {}{rss_note}", before.chunks_in_use, after.chunks_in_use)
+}
+
+/// Random-size vectors replaced in a bounded live set: the committed
+/// memory stops growing once the live set has turned over.
+fn churn() -> String {
+    let slots = scale(4096).max(64);
+    let rounds = 12;
+    let per_round = slots * 8;
+    let mut live: Vec<Vec<u8>> = (0..slots).map(|_| Vec::new()).collect();
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut committed = Vec::new();
+    for _ in 0..rounds {
+        for _ in 0..per_round {
+            let r = next();
+            let slot = (r % slots as u64) as usize;
+            let len = ((r >> 20) % 2048) as usize;
+            live[slot] = vec![r as u8; len];
+        }
+        committed.push(stats().committed_bytes);
+    }
+    for (i, v) in live.iter().enumerate() {
+        assert!(v.iter().all(|&b| b == v[0]), "slot {i} intact");
+    }
+    // After the first half, the committed memory no longer grows: the last
+    // round is within a few chunks of the sixth.
+    let mid = committed[rounds / 2 - 1];
+    let last = committed[rounds - 1];
+    assert!(last <= mid + 4 * GlobalArena::CHUNK_SIZE, "committed kept growing: {committed:?}");
+    format!("{slots} slots, {} replacements; committed MiB per round {:?}", rounds * per_round, {
+        committed.iter().map(|c| c / MIB).collect::<Vec<_>>()
+    })
+}
+
+/// A 512 MiB block: its memory goes back to the OS when freed.
+fn big_block() -> String {
+    let size = scale(512 * MIB).max(GlobalArena::LARGE_THRESHOLD + 1);
+    let before = rss();
+    let mut v = vec![0u8; size];
+    for i in (0..size).step_by(4096) {
+        v[i] = 1;
+    }
+    let during = rss();
+    let sum: usize = v.iter().step_by(4096).map(|&b| b as usize).sum();
+    assert_eq!(sum, size.div_ceil(4096));
+    drop(v);
+    let after = rss();
+    match (before, during, after) {
+        (Some(b), Some(d), Some(a)) => {
+            assert!(d >= b + size / 2, "RSS did not rise: {b} -> {d}");
+            assert!(a <= b + 8 * MIB, "RSS not returned: {b} -> {d} -> {a}");
+            format!("{} MiB block; RSS {} -> {} -> {} MiB", size / MIB, b / MIB, d / MIB, a / MIB)
+        }
+        _ => format!("{size} bytes (no RSS here)"),
+    }
+}
+
+/// Alignments from 1 to 2 MiB through `alloc`, `alloc_zeroed` and
+/// `realloc`, with contents kept.
+fn alignments() -> String {
+    let mut checked = 0;
+    let max_shift = if cfg!(miri) { 16 } else { 21 };
+    for shift in 0..=max_shift {
+        let align = 1usize << shift;
+        for size in [1, 8, align, align + 1, 3 * align / 2 + 1, 100_000, GlobalArena::LARGE_THRESHOLD + 1] {
+            let layout = Layout::from_size_align(size, align).unwrap();
+            for new_size in [None, Some(size * 2 + 7), Some(size / 2 + 1), Some(4 * GlobalArena::LARGE_THRESHOLD)] {
+                // SAFETY: non-zero sizes; each block is written within its
+                // size, resized and freed with the layouts it has.
+                unsafe {
+                    let zeroed = size % 2 == 1;
+                    let p = if zeroed { alloc_zeroed(layout) } else { alloc(layout) };
+                    assert!(!p.is_null(), "alloc {size} align {align}");
+                    assert_eq!(p.addr() % align, 0, "alloc {size} align {align}");
+                    if zeroed {
+                        assert!((0..size).all(|i| *p.add(i) == 0), "zeroed {size} align {align}");
+                    }
+                    for i in 0..size {
+                        *p.add(i) = (i % 251) as u8;
+                    }
+                    let Some(new_size) = new_size else {
+                        dealloc(p, layout);
+                        continue;
+                    };
+                    let q = realloc(p, layout, new_size);
+                    assert!(!q.is_null());
+                    assert_eq!(q.addr() % align, 0, "realloc {size} -> {new_size} align {align}");
+                    let keep = size.min(new_size);
+                    assert!((0..keep).all(|i| *q.add(i) == (i % 251) as u8), "contents {size} -> {new_size}");
+                    dealloc(q, Layout::from_size_align(new_size, align).unwrap());
+                }
+            }
+            checked += 1;
+        }
+    }
+    format!("{checked} size/alignment pairs, each resized three ways")
+}
+
+/// Sizes the allocator cannot serve give null (and `try_reserve` an
+/// error), leaving existing blocks as they were.
+fn impossible_sizes() -> String {
+    let page = 4096;
+    let huge = Layout::from_size_align(isize::MAX as usize - page + 1, page).unwrap();
+    // SAFETY: a non-zero-size layout; null is the expected answer.
+    let p = unsafe { alloc(huge) };
+    assert!(p.is_null(), "isize::MAX - page bytes");
+    let almost = Layout::from_size_align(1 << 46, 1 << 21).unwrap();
+    // SAFETY: as above (64 TiB cannot be mapped with 24 GiB and overcommit
+    // heuristics; null either way is what we check for).
+    let q = unsafe { alloc(almost) };
+    if !q.is_null() {
+        // SAFETY: allocated just above with this layout.
+        unsafe { dealloc(q, almost) };
+    }
+    let mut v: Vec<u8> = vec![7; 100];
+    assert!(v.try_reserve(isize::MAX as usize).is_err());
+    assert!(v.try_reserve_exact(usize::MAX - 50).is_err());
+    assert!(v.iter().all(|&b| b == 7) && v.len() == 100);
+    let layout = Layout::from_size_align(64, 8).unwrap();
+    // SAFETY: the block is written within its size and realloc'd to a size
+    // that, rounded to its alignment, fits in isize.
+    unsafe {
+        let b = alloc(layout);
+        assert!(!b.is_null());
+        b.write_bytes(9, 64);
+        let r = realloc(b, layout, isize::MAX as usize - 4096);
+        assert!(r.is_null(), "realloc to an impossible size");
+        assert!((0..64).all(|i| *b.add(i) == 9), "block kept after a failed realloc");
+        dealloc(b, layout);
+    }
+    format!("null for {} bytes; try_reserve errors; failed realloc keeps the block", huge.size())
+}
+
+/// `alloc_zeroed` after the same bytes were written and freed in place.
+fn zeroed_reuse() -> String {
+    let layout = Layout::from_size_align(4000, 16).unwrap();
+    let mut rounds = 0;
+    for _ in 0..scale(1000).max(10) {
+        // SAFETY: blocks written within their size and freed with their
+        // layouts.
+        unsafe {
+            let p = alloc(layout);
+            assert!(!p.is_null());
+            p.write_bytes(0xAB, layout.size());
+            dealloc(p, layout);
+            let z = alloc_zeroed(layout);
+            assert!((0..layout.size()).all(|i| *z.add(i) == 0), "zeroed after reuse");
+            z.write_bytes(0xCD, layout.size());
+            dealloc(z, layout);
+        }
+        rounds += 1;
+    }
+    format!("{rounds} write/free/alloc_zeroed rounds")
+}
+
+thread_local! {
+    static ALLOCATES_ON_EXIT: AllocOnDrop = const { AllocOnDrop };
+}
+struct AllocOnDrop;
+impl Drop for AllocOnDrop {
+    fn drop(&mut self) {
+        let v: Vec<u64> = (0..1000).collect();
+        assert_eq!(v.iter().sum::<u64>(), 499_500);
+        std::hint::black_box(v);
+    }
+}
+
+/// Threads whose thread-local destructors allocate while the thread is
+/// being torn down.
+fn allocation_in_teardown() -> String {
+    let n = scale(100).max(4);
+    for _ in 0..n {
+        thread::spawn(|| {
+            ALLOCATES_ON_EXIT.with(|_| ());
+            let b = Box::new([1u8; 100]);
+            std::hint::black_box(b);
+        })
+        .join()
+        .unwrap();
+    }
+    format!("{n} threads allocated in their thread-local destructors")
+}
+
+fn main() {
+    let started = stats();
+    check("libraries (serde_json, regex, collections)", libraries);
+    check("2,000,000 boxes freed on another thread", boxes_across_threads);
+    check("1,000 short-lived threads", short_lived_threads);
+    check("churn with a bounded live set", churn);
+    check("512 MiB block returns its RSS", big_block);
+    check("alignments up to 2 MiB", alignments);
+    check("impossible sizes", impossible_sizes);
+    check("alloc_zeroed after reuse", zeroed_reuse);
+    check("allocation during thread teardown", allocation_in_teardown);
+    let end = stats();
+    assert!(end.allocation_count > started.allocation_count && end.free_count > started.free_count);
+    println!("stats at the end: {end:?}");
+}
