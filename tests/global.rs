@@ -266,7 +266,9 @@ fn alignments() -> String {
         let align = 1usize << shift;
         for size in [1, 8, align, align + 1, 3 * align / 2 + 1, 100_000, GlobalArena::LARGE_THRESHOLD + 1] {
             let layout = Layout::from_size_align(size, align).unwrap();
-            for new_size in [None, Some(size * 2 + 7), Some(size / 2 + 1), Some(4 * GlobalArena::LARGE_THRESHOLD)] {
+            for new_size in
+                [None, Some(size * 2 + 7), Some(size / 2 + 1), Some(4 * GlobalArena::LARGE_THRESHOLD)]
+            {
                 // SAFETY: non-zero sizes; each block is written within its
                 // size, resized and freed with the layouts it has.
                 unsafe {

@@ -8,6 +8,10 @@ use fiberalloc::{policy::Policy, Arena};
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 
+/// This binary runs on `GlobalArena` too (see `tests/common/mod.rs`).
+#[global_allocator]
+static GLOBAL: fiberalloc::GlobalArena = fiberalloc::GlobalArena::new();
+
 const CHILD: &str = "FIBERALLOC_GUARD_CHILD";
 
 /// The first address past the data of the chunk holding a fresh block.

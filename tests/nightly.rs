@@ -6,6 +6,10 @@
 
 use fiberalloc::Arena;
 
+/// This binary runs on `GlobalArena` too (see `tests/common/mod.rs`).
+#[global_allocator]
+static GLOBAL: fiberalloc::GlobalArena = fiberalloc::GlobalArena::new();
+
 #[test]
 fn std_vec_and_box_in_an_arena() {
     let arena: Arena = Arena::new();

@@ -5,6 +5,10 @@
 
 use fiberalloc::{__internals::mappings_made, Arena};
 
+/// This binary runs on `GlobalArena` too (see `tests/common/mod.rs`).
+#[global_allocator]
+static GLOBAL: fiberalloc::GlobalArena = fiberalloc::GlobalArena::new();
+
 #[test]
 fn warm_up_maps_nothing_in_the_steady_state() {
     // The first arena maps its chunk.

@@ -3,6 +3,13 @@
 
 use std::ops::Range;
 
+/// Every integration test binary that uses these helpers runs on
+/// `GlobalArena`: the harness, proptest and the collections in the tests
+/// allocate through it from several test threads at once, so the whole
+/// suite exercises the global allocator as well as what it tests.
+#[global_allocator]
+static GLOBAL: fiberalloc::GlobalArena = fiberalloc::GlobalArena::new();
+
 /// Instantiates generic test functions `fn name<P: Policy>()` once per
 /// policy, in modules `fast`, `safe` and `debug`.
 #[macro_export]
