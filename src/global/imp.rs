@@ -215,7 +215,7 @@ fn live_bytes() -> (usize, u64, u64) {
     });
     // Counts are read one after another, so a block freed on one thread
     // while another's counters are read can make the sum dip below zero.
-    let live = if bytes_in >= bytes_out { bytes_in - bytes_out } else { 0 };
+    let live = bytes_in.saturating_sub(bytes_out);
     (live, allocs, frees)
 }
 
