@@ -44,9 +44,65 @@ const _: () = assert!(core::mem::size_of::<ChunkHeader>() <= HEADER_SIZE);
 const _: () = assert!(LARGE_THRESHOLD + MAX_CHUNK_ALIGN + HEADER_SIZE <= CHUNK_SIZE);
 
 /// The chunk a small block lies in.
+#[cfg(not(miri))]
 #[inline(always)]
 fn chunk_of(ptr: *mut u8) -> *mut ChunkHeader {
     ptr.map_addr(|a| a & !(CHUNK_SIZE - 1)).cast()
+}
+
+/// Under Miri a pointer handed to `dealloc` carries the tag of the `Box`
+/// (or reference) it came from, which covers only the block: masking it
+/// gives the right address but no right to read the header. So Miri builds
+/// remember every chunk's own pointer in a table (chunks are never
+/// unmapped, so entries are never removed) and look the header up by
+/// address. Native builds mask.
+#[cfg(miri)]
+mod miri_chunks {
+    use super::{fatal, ChunkHeader, CHUNK_SIZE};
+    use crate::sync::{AtomicPtr, Ordering};
+
+    const SLOTS: usize = 1024;
+    static TABLE: [AtomicPtr<ChunkHeader>; SLOTS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; SLOTS];
+
+    fn home(addr: usize) -> usize {
+        (addr / CHUNK_SIZE) % SLOTS
+    }
+
+    /// Records a freshly mapped chunk.
+    pub(super) fn insert(chunk: *mut ChunkHeader) {
+        let start = home(chunk.addr());
+        for i in 0..SLOTS {
+            let slot = &TABLE[(start + i) % SLOTS];
+            // AcqRel: publishes the pointer (and the header written
+            // before) to lookups.
+            let free =
+                slot.compare_exchange(core::ptr::null_mut(), chunk, Ordering::AcqRel, Ordering::Acquire);
+            if free.is_ok() {
+                return;
+            }
+        }
+        fatal("fiberalloc: GlobalArena's Miri chunk table is full\n");
+    }
+
+    /// The chunk holding the address `addr`.
+    pub(super) fn lookup(addr: usize) -> *mut ChunkHeader {
+        let base = addr & !(CHUNK_SIZE - 1);
+        let start = home(base);
+        for i in 0..SLOTS {
+            // Acquire: pairs with `insert`.
+            let c = TABLE[(start + i) % SLOTS].load(Ordering::Acquire);
+            if c.addr() == base {
+                return c;
+            }
+        }
+        fatal("fiberalloc: GlobalArena was given a pointer it did not allocate\n")
+    }
+}
+
+#[cfg(miri)]
+#[inline(always)]
+fn chunk_of(ptr: *mut u8) -> *mut ChunkHeader {
+    miri_chunks::lookup(ptr.addr())
 }
 
 /// Whether a layout is served by a mapping of its own.
@@ -277,7 +333,9 @@ unsafe fn recycle(chunk: *mut ChunkHeader) {
     let data = unsafe { NonNull::new_unchecked(chunk.cast::<u8>().add(page)) };
     // SAFETY: as above: nothing relies on the contents past the header.
     let zeroed = unsafe { sys::decommit(data, CHUNK_SIZE - page) }.is_ok();
-    header.dirty_end.set(if zeroed { chunk.addr() + HEADER_SIZE } else { chunk.addr() + CHUNK_SIZE });
+    // The header's page was not decommitted: bytes up to its end may be
+    // dirty, everything after it reads as zero.
+    header.dirty_end.set(if zeroed { chunk.addr() + page } else { chunk.addr() + CHUNK_SIZE });
     FREE.with(|f| {
         if zeroed {
             header.next.set(f.decommitted);
@@ -328,6 +386,8 @@ fn acquire_chunk() -> Option<NonNull<ChunkHeader>> {
             count: RemoteCount::new(),
         })
     };
+    #[cfg(miri)]
+    miri_chunks::insert(mapped.as_ptr());
     Some(mapped)
 }
 

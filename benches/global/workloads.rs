@@ -1,0 +1,142 @@
+//! The workloads of the global-allocator comparison. Each `global-*`
+//! binary installs one allocator and includes this file; `main` runs the
+//! workload named on the command line once and prints
+//! `<milliseconds> <peak RSS in KiB>`. `scripts/global-bench.py` runs every
+//! binary and workload round-robin and prints the medians.
+//!
+//! (i) `strings`: 2,000,000 short strings pushed into a `Vec<String>`.
+//! (ii) `btree`: 1,000,000 inserts of pseudo-random keys into a
+//!     `BTreeMap<u64, Vec<u8>>` (values of 0–63 bytes).
+//! (iii) `json`: parsing a 50 MB JSON document into `serde_json::Value`
+//!     (the text is generated before the clock starts).
+//! (iv) `channel`: 5,000,000 `Box<[u8; 64]>` sent from one thread to
+//!     another through `std::sync::mpsc::channel` and dropped there.
+//! (v) `churn`: two threads, each replacing random slots of a 10,000-slot
+//!     table with `Vec<u8>`s of random size (0–1023 bytes), 2,000,000 times
+//!     (a bounded live set of about 5 MB per thread, random lifetimes).
+//!
+//! Each timing includes dropping what the workload built.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::time::Instant;
+
+/// A xorshift generator: the same sequence for every allocator.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn strings() {
+    let mut v = Vec::new();
+    for i in 0..2_000_000u64 {
+        v.push(format!("s{i}"));
+    }
+    black_box(&v);
+}
+
+fn btree() {
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let mut map = BTreeMap::new();
+    for _ in 0..1_000_000 {
+        let k = rng.next();
+        map.insert(k, vec![k as u8; (k >> 58) as usize]);
+    }
+    black_box(&map);
+}
+
+/// About 50 MB of JSON: an array of records with strings, numbers, nested
+/// arrays and objects.
+fn json_text() -> String {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut s = String::with_capacity(52 << 20);
+    s.push('[');
+    let mut i = 0u64;
+    while s.len() < 50_000_000 {
+        if i > 0 {
+            s.push(',');
+        }
+        let r = rng.next();
+        s.push_str(&format!(
+            r#"{{"id":{i},"name":"user {i} of the test set","score":{}.{},"active":{},"tags":["t{}","t{}","t{}"],"pos":{{"x":{},"y":{}}}}}"#,
+            r % 1000,
+            r % 97,
+            r % 2 == 0,
+            r % 13,
+            r % 17,
+            r % 19,
+            r % 4096,
+            (r >> 12) % 4096
+        ));
+        i += 1;
+    }
+    s.push(']');
+    s
+}
+
+fn channel() {
+    let (tx, rx) = std::sync::mpsc::channel::<Box<[u8; 64]>>();
+    let consumer = std::thread::spawn(move || {
+        let mut sum = 0u64;
+        for b in rx {
+            sum += b[0] as u64;
+        }
+        sum
+    });
+    for i in 0..5_000_000u64 {
+        tx.send(Box::new([i as u8; 64])).unwrap();
+    }
+    drop(tx);
+    black_box(consumer.join().unwrap());
+}
+
+fn churn() {
+    let work = |seed: u64| {
+        let mut rng = Rng(seed);
+        let mut slots: Vec<Vec<u8>> = (0..10_000).map(|_| Vec::new()).collect();
+        for _ in 0..2_000_000 {
+            let r = rng.next();
+            let i = (r % 10_000) as usize;
+            slots[i] = vec![r as u8; ((r >> 32) % 1024) as usize];
+        }
+        black_box(&slots);
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| work(0x1234_5678_9ABC_DEF1));
+        s.spawn(|| work(0x0FED_CBA9_8765_4321));
+    });
+}
+
+/// Peak resident set size (`VmHWM`) in KiB.
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn main() {
+    let name = std::env::args().nth(1).expect("workload: strings, btree, json, channel or churn");
+    let text = if name == "json" { Some(json_text()) } else { None };
+    let start = Instant::now();
+    match name.as_str() {
+        "strings" => strings(),
+        "btree" => btree(),
+        "json" => {
+            let v: serde_json::Value = serde_json::from_str(text.as_deref().unwrap()).unwrap();
+            black_box(&v);
+        }
+        "channel" => channel(),
+        "churn" => churn(),
+        other => panic!("unknown workload {other}"),
+    }
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    println!("{ms:.1} {}", peak_rss_kib());
+}

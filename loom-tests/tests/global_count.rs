@@ -1,0 +1,122 @@
+//! `GlobalArena`'s chunk live count (`RemoteCount`): the owner counts its
+//! own allocations and frees in a plain variable, other threads free
+//! atomically. These models check that a chunk is recycled exactly once,
+//! and never while one of its blocks is still in use: "recycling" here
+//! writes every block's cell, so loom reports a data race if a block's last
+//! use is not ordered before it.
+//!
+//! Weakenings checked when the models were written: with `free_remote`'s
+//! `fetch_sub` made `Relaxed` instead of `AcqRel`, loom reports a data race
+//! between a block's last use and the recycling write (both models); with
+//! `retire` returning `true` whenever the owner's own count is zero
+//! (ignoring remote frees), both models fail their "recycled once"
+//! assertion (the chunk is recycled twice).
+#![cfg(fiberalloc_loom)]
+
+use fiberalloc::loom_api::RemoteCount;
+use loom::cell::UnsafeCell;
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+
+/// A chunk: its count, three blocks, and how often it was recycled.
+struct Chunk {
+    count: RemoteCount,
+    blocks: [UnsafeCell<u64>; 3],
+    recycled: AtomicUsize,
+}
+
+impl Chunk {
+    fn new() -> Self {
+        Chunk {
+            count: RemoteCount::new(),
+            blocks: [UnsafeCell::new(0), UnsafeCell::new(0), UnsafeCell::new(0)],
+            recycled: AtomicUsize::new(0),
+        }
+    }
+
+    /// A thread uses block `i` for the last time.
+    fn last_use(&self, i: usize) {
+        self.blocks[i].with_mut(|p| {
+            // SAFETY: loom checks this access against the recycler's.
+            unsafe { *p += 1 }
+        });
+    }
+
+    /// The chunk is recycled: its memory is handed to a new owner, who
+    /// writes every block.
+    fn recycle(&self) {
+        self.recycled.fetch_add(1, Ordering::Relaxed);
+        for b in &self.blocks {
+            // SAFETY: loom checks this access against the blocks' last uses.
+            b.with_mut(|p| unsafe { *p = 0xDEAD });
+        }
+    }
+}
+
+/// The owner hands out three blocks, sends two to other threads (which
+/// free them remotely), frees the third itself and retires the chunk while
+/// the remote frees may be in flight.
+#[test]
+fn recycled_exactly_once() {
+    loom::model(|| {
+        let chunk = Arc::new(Chunk::new());
+        let mut owner_live = 3usize;
+        let remote: Vec<_> = [1usize, 2]
+            .into_iter()
+            .map(|i| {
+                let c = chunk.clone();
+                thread::spawn(move || {
+                    c.last_use(i);
+                    if c.count.free_remote() {
+                        c.recycle();
+                    }
+                })
+            })
+            .collect();
+        chunk.last_use(0);
+        owner_live -= 1;
+        if chunk.count.retire(owner_live) {
+            chunk.recycle();
+        }
+        for t in remote {
+            t.join().unwrap();
+        }
+        assert_eq!(chunk.recycled.load(Ordering::Relaxed), 1, "recycled once");
+    });
+}
+
+/// The owner asks whether every block is freed (to start the chunk over)
+/// while another thread frees one remotely; if it starts over it reuses the
+/// blocks at once, and afterwards retiring recycles the chunk exactly once.
+#[test]
+fn start_over_only_when_all_freed() {
+    loom::model(|| {
+        let chunk = Arc::new(Chunk::new());
+        let mut owner_live = 2usize;
+        let c = chunk.clone();
+        let t = thread::spawn(move || {
+            c.last_use(1);
+            if c.count.free_remote() {
+                c.recycle();
+            }
+        });
+        chunk.last_use(0);
+        owner_live -= 1;
+        if chunk.count.all_freed(owner_live) {
+            // Starting over reuses every block: the remote block's last use
+            // must be ordered before this.
+            chunk.count.restart();
+            owner_live = 0;
+            for b in &chunk.blocks {
+                // SAFETY: loom checks this access.
+                b.with_mut(|p| unsafe { *p = 7 });
+            }
+        }
+        if chunk.count.retire(owner_live) {
+            chunk.recycle();
+        }
+        t.join().unwrap();
+        assert_eq!(chunk.recycled.load(Ordering::Relaxed), 1, "recycled once");
+    });
+}
