@@ -381,8 +381,12 @@ fn zeroed_after_recycling() -> String {
     let chunks = GlobalArena::CACHED_CHUNKS + 6;
     let per_chunk = GlobalArena::CHUNK_SIZE / 2000;
     let count = chunks * per_chunk;
+    /// A block handed from the thread that wrote it to the one that frees it.
+    struct Block(*mut u8);
+    // SAFETY: the block is plain memory, used by one thread at a time.
+    unsafe impl Send for Block {}
     // Written on another thread, whose chunks retire when it exits.
-    let blocks: Vec<usize> = thread::spawn(move || {
+    let blocks: Vec<Block> = thread::spawn(move || {
         (0..count)
             .map(|_| {
                 // SAFETY: a non-zero-size layout; the block is filled within
@@ -391,7 +395,7 @@ fn zeroed_after_recycling() -> String {
                     let p = alloc(layout);
                     assert!(!p.is_null());
                     p.write_bytes(0xEE, layout.size());
-                    p.expose_provenance()
+                    Block(p)
                 }
             })
             .collect()
@@ -399,10 +403,10 @@ fn zeroed_after_recycling() -> String {
     .join()
     .unwrap();
     let before = stats();
-    for &b in &blocks {
+    for b in blocks {
         // SAFETY: each block was allocated above with `layout` and is freed
-        // once (its provenance was exposed when it was allocated).
-        unsafe { dealloc(std::ptr::with_exposed_provenance_mut(b), layout) };
+        // once.
+        unsafe { dealloc(b.0, layout) };
     }
     let freed = stats();
     assert!(freed.chunks_decommitted > before.chunks_decommitted, "some chunks decommitted: {freed:?}");

@@ -66,7 +66,7 @@ fn json_text() -> String {
             r#"{{"id":{i},"name":"user {i} of the test set","score":{}.{},"active":{},"tags":["t{}","t{}","t{}"],"pos":{{"x":{},"y":{}}}}}"#,
             r % 1000,
             r % 97,
-            r % 2 == 0,
+            r.is_multiple_of(2),
             r % 13,
             r % 17,
             r % 19,
