@@ -214,6 +214,7 @@ fn churn() -> String {
         x
     };
     let mut committed = Vec::new();
+    let mut resident = Vec::new();
     for _ in 0..rounds {
         for _ in 0..per_round {
             let r = next();
@@ -222,6 +223,7 @@ fn churn() -> String {
             live[slot] = vec![r as u8; len];
         }
         committed.push(stats().committed_bytes);
+        resident.push(rss());
     }
     for (i, v) in live.iter().enumerate() {
         assert!(v.iter().all(|&b| b == v[0]), "slot {i} intact");
@@ -231,6 +233,9 @@ fn churn() -> String {
     let mid = committed[rounds / 2 - 1];
     let last = committed[rounds - 1];
     assert!(last <= mid + 4 * GlobalArena::CHUNK_SIZE, "committed kept growing: {committed:?}");
+    if let (Some(mid), Some(last)) = (resident[rounds / 2 - 1], resident[rounds - 1]) {
+        assert!(last <= mid + 4 * GlobalArena::CHUNK_SIZE, "RSS kept growing: {resident:?}");
+    }
     format!("{slots} slots, {} replacements; committed MiB per round {:?}", rounds * per_round, {
         committed.iter().map(|c| c / MIB).collect::<Vec<_>>()
     })
@@ -452,20 +457,39 @@ impl Drop for AllocOnDrop {
     }
 }
 
-/// Threads whose thread-local destructors allocate while the thread is
-/// being torn down.
+/// Runs after `GlobalArena`'s own exit hook: glibc calls key destructors
+/// in key order, and this key is made after the allocator's (which the
+/// first allocation of the program made).
+unsafe extern "C" fn allocate_late(_: *mut libc::c_void) {
+    let v: Vec<u64> = (0..100).collect();
+    assert_eq!(v.iter().sum::<u64>(), 4950);
+    let s = format!("allocated after the thread's chunk was retired: {}", v.len());
+    std::hint::black_box(s);
+}
+
+/// Threads that allocate while they are torn down: in a Rust thread-local
+/// destructor, and in a thread-key destructor that runs after the
+/// allocator has retired the thread's chunk (served by the fallback).
 fn allocation_in_teardown() -> String {
     let n = scale(100).max(4);
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: `key` is a valid out-pointer; the destructor has the C ABI.
+    assert_eq!(unsafe { libc::pthread_key_create(&mut key, Some(allocate_late)) }, 0);
+    let before = stats().fallback_allocations;
     for _ in 0..n {
-        thread::spawn(|| {
+        thread::spawn(move || {
             ALLOCATES_ON_EXIT.with(|_| ());
             let b = Box::new([1u8; 100]);
             std::hint::black_box(b);
+            // SAFETY: a live key; any non-null value arms the destructor.
+            unsafe { libc::pthread_setspecific(key, std::ptr::dangling_mut::<u8>().cast()) };
         })
         .join()
         .unwrap();
     }
-    format!("{n} threads allocated in their thread-local destructors")
+    let fallback = stats().fallback_allocations - before;
+    assert!(fallback >= n as u64, "{fallback} fallback allocations from {n} threads");
+    format!("{n} threads allocated in thread-local and thread-key destructors; {fallback} fallback allocations")
 }
 
 fn main() {

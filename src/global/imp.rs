@@ -249,6 +249,8 @@ static CHUNKS_MAPPED: AtomicUsize = AtomicUsize::new(0);
 static CHUNKS_PINNED: AtomicUsize = AtomicUsize::new(0);
 /// Bytes mapped for large blocks.
 static LARGE_MAPPED: AtomicUsize = AtomicUsize::new(0);
+/// Allocations served by the shared fallback owner.
+static FALLBACK_ALLOCS: AtomicU64 = AtomicU64::new(0);
 
 /// Live bytes over every counter (requested sizes).
 fn live_bytes() -> (usize, u64, u64) {
@@ -747,6 +749,9 @@ pub struct GlobalStats {
     /// Bytes resident or ready to be: chunks in use or cached, plus large
     /// mappings.
     pub committed_bytes: usize,
+    /// Allocations served by the shared fallback: made by a thread after
+    /// its exit hook retired its chunk (from later thread-exit code).
+    pub fallback_allocations: u64,
 }
 
 impl GlobalArena {
@@ -787,6 +792,7 @@ impl GlobalArena {
             pinned_bytes: CHUNKS_PINNED.load(Ordering::Relaxed) * CHUNK_SIZE,
             large_bytes: large,
             committed_bytes: (in_use + cached) * CHUNK_SIZE + large,
+            fallback_allocations: FALLBACK_ALLOCS.load(Ordering::Relaxed),
         }
     }
 
@@ -826,6 +832,8 @@ impl GlobalArena {
         let p = FALLBACK.with(|o| o.alloc(size, align, zero));
         match p {
             Some(p) => {
+                // Relaxed: a statistic.
+                FALLBACK_ALLOCS.fetch_add(1, Ordering::Relaxed);
                 SHARED_COUNTS.on_alloc_shared(size);
                 p.as_ptr()
             }
