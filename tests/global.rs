@@ -48,6 +48,32 @@ fn stats() -> GlobalStats {
     GLOBAL.stats()
 }
 
+/// Asserts that the committed memory and the RSS are back within `budget`
+/// bytes (plus `slack` for the RSS) of what they were before a workload;
+/// returns a note for the check's line.
+fn assert_returned(
+    what: &str,
+    before: GlobalStats,
+    rss_before: Option<usize>,
+    budget: usize,
+    slack: usize,
+) -> String {
+    let after = stats();
+    assert!(
+        after.committed_bytes <= before.committed_bytes + budget,
+        "{what}: committed before {} after {}",
+        before.committed_bytes,
+        after.committed_bytes
+    );
+    let mut note =
+        format!("committed {} -> {} MiB", before.committed_bytes / MIB, after.committed_bytes / MIB);
+    if let (Some(b), Some(a)) = (rss_before, rss()) {
+        assert!(a <= b + budget + slack, "{what}: RSS before {b} after {a}");
+        note += &format!(", RSS {} -> {} MiB", b / MIB, a / MIB);
+    }
+    note
+}
+
 fn check(name: &str, f: impl FnOnce() -> String) {
     let detail = f();
     println!("ok  {name}: {detail}");
@@ -138,24 +164,8 @@ fn boxes_across_threads() -> String {
     // 2,000,000 boxes of 32 bytes fill about 61 chunks; afterwards at most
     // the cache's worth plus the two threads' current chunks stay committed.
     let budget = (GlobalArena::CACHED_CHUNKS + 4) * GlobalArena::CHUNK_SIZE;
-    assert!(
-        after.committed_bytes <= before.committed_bytes + budget,
-        "committed before {} after {}",
-        before.committed_bytes,
-        after.committed_bytes
-    );
-    let mut rss_note = String::new();
-    if let (Some(b), Some(a)) = (rss_before, rss()) {
-        assert!(a <= b + budget + 4 * MIB, "RSS before {b} after {a}");
-        rss_note = format!(", RSS {} -> {} MiB", b / MIB, a / MIB);
-    }
-    format!(
-        "{n} boxes; live bytes {} -> {}; committed {} -> {} MiB{rss_note}",
-        before.live_bytes,
-        after.live_bytes,
-        before.committed_bytes / MIB,
-        after.committed_bytes / MIB
-    )
+    let note = assert_returned("boxes", before, rss_before, budget, 4 * MIB);
+    format!("{n} boxes; live bytes {} -> {}; {note}", before.live_bytes, after.live_bytes)
 }
 
 /// 1,000 short-lived threads that allocate: their chunks come back when they
@@ -184,19 +194,9 @@ fn short_lived_threads() -> String {
     let after = stats();
     assert!(total > 0);
     let budget = (GlobalArena::CACHED_CHUNKS + 6) * GlobalArena::CHUNK_SIZE;
-    assert!(
-        after.committed_bytes <= before.committed_bytes + budget,
-        "{n} threads: committed before {} after {}",
-        before.committed_bytes,
-        after.committed_bytes
-    );
     assert!(after.chunks_in_use <= before.chunks_in_use + 6, "chunks in use {before:?} -> {after:?}");
-    let mut rss_note = String::new();
-    if let (Some(b), Some(a)) = (rss_before, rss()) {
-        assert!(a <= b + budget + 8 * MIB, "RSS before {b} after {a}");
-        rss_note = format!(", RSS {} -> {} MiB", b / MIB, a / MIB);
-    }
-    format!("{n} threads; chunks in use {} -> {}{rss_note}", before.chunks_in_use, after.chunks_in_use)
+    let note = assert_returned("threads", before, rss_before, budget, 8 * MIB);
+    format!("{n} threads; chunks in use {} -> {}; {note}", before.chunks_in_use, after.chunks_in_use)
 }
 
 /// Random-size vectors replaced in a bounded live set: the committed
@@ -491,7 +491,9 @@ fn allocation_in_teardown() -> String {
     }
     let fallback = stats().fallback_allocations - before;
     assert!(fallback >= n as u64, "{fallback} fallback allocations from {n} threads");
-    format!("{n} threads allocated in thread-local and thread-key destructors; {fallback} fallback allocations")
+    format!(
+        "{n} threads allocated in thread-local and thread-key destructors; {fallback} fallback allocations"
+    )
 }
 
 fn main() {
