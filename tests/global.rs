@@ -510,5 +510,13 @@ fn main() {
     check("allocation during thread teardown", allocation_in_teardown);
     let end = stats();
     assert!(end.allocation_count > started.allocation_count && end.free_count > started.free_count);
+    // The main thread's cache of freed blocks pins chunks until flushed.
+    GLOBAL.flush_thread_cache();
+    let flushed = stats();
+    assert!(flushed.pinned_bytes <= end.pinned_bytes, "{end:?} -> {flushed:?}");
+    println!(
+        "after flushing the main thread's cache: {} chunks in use (was {})",
+        flushed.chunks_in_use, end.chunks_in_use
+    );
     println!("stats at the end: {end:?}");
 }

@@ -20,8 +20,25 @@ pub(crate) const CACHED_CHUNKS: usize = 8;
 
 /// Bytes at the start of each chunk taken by its header.
 const HEADER_SIZE: usize = 128;
-/// Every block is rounded up to this, so the cursor stays aligned to it.
-const GRAIN: usize = 8;
+/// Every block is a multiple of this, so the cursor stays aligned to it.
+const GRAIN: usize = 16;
+/// Blocks up to this size come in classes GRAIN bytes apart.
+const LINEAR_MAX: usize = 1024;
+/// Above [`LINEAR_MAX`], each doubling of size is split into this many
+/// classes (a block is at most 12.5% larger than asked).
+const STEPS: usize = 8;
+/// Size classes: 1..=64 linear, then 8 per doubling up to
+/// [`LARGE_THRESHOLD`] (index 0 unused).
+const CLASSES: usize = LINEAR_MAX / GRAIN + 8 * STEPS + 1;
+/// The thread cache is emptied into the chunks when it holds more than
+/// this, or more than half the thread's live bytes if that is larger.
+const CACHE_FLUSH_BYTES: usize = 8 << 20;
+
+/// Whether blocks of this layout may go through the thread cache.
+#[inline(always)]
+fn cacheable(size: usize, align: usize) -> bool {
+    size <= LARGE_THRESHOLD && align <= GRAIN
+}
 
 /// The header at the start of every chunk.
 ///
@@ -36,7 +53,12 @@ struct ChunkHeader {
     dirty_end: Cell<usize>,
     /// The next chunk of the free list (under [`FREE`]'s lock).
     next: Cell<*mut ChunkHeader>,
-    _pad: [u8; 48],
+    /// The address of the owner that took the chunk last (it keeps the
+    /// value after retiring): a thread caches freed blocks only of chunks
+    /// it owned, which it is likely to reuse. A hint, not an invariant:
+    /// any thread may cache any block.
+    owner: AtomicUsize,
+    _pad: [u8; 40],
     count: RemoteCount,
 }
 
@@ -111,11 +133,39 @@ fn is_large(size: usize, align: usize) -> bool {
     size > LARGE_THRESHOLD || align > MAX_CHUNK_ALIGN
 }
 
-/// `size` rounded up to [`GRAIN`] (never overflows: sizes of small blocks
-/// are at most [`LARGE_THRESHOLD`]).
+/// The size class of a small request and the size of its block: `size`
+/// rounded up to GRAIN up to [`LINEAR_MAX`], then to one of [`STEPS`]
+/// sizes per doubling. Every small block is allocated at its class size,
+/// so a freed block can serve any request of its class. (Never overflows:
+/// small sizes are at most [`LARGE_THRESHOLD`].)
+#[inline(always)]
+fn class_of(size: usize) -> (usize, usize) {
+    let size = size.max(1);
+    if size <= LINEAR_MAX {
+        let block = (size + GRAIN - 1) & !(GRAIN - 1);
+        return (block / GRAIN, block);
+    }
+    // size lies in (2^k, 2^(k+1)], k >= 10.
+    let k = (usize::BITS - 1 - (size - 1).leading_zeros()) as usize;
+    let step = 1 << (k - 3);
+    let block = (size + step - 1) & !(step - 1);
+    (LINEAR_MAX / GRAIN + (k - 10) * STEPS + (block >> (k - 3)) - STEPS, block)
+}
+
+/// The block size of class `class` (the inverse of [`class_of`]).
+fn class_size(class: usize) -> usize {
+    if class <= LINEAR_MAX / GRAIN {
+        return class * GRAIN;
+    }
+    let j = class - LINEAR_MAX / GRAIN - 1;
+    let k = 10 + j / STEPS;
+    (j % STEPS + STEPS + 1) << (k - 3)
+}
+
+/// The size of the block that serves a small request of `size` bytes.
 #[inline(always)]
 fn grain(size: usize) -> usize {
-    (size.max(1) + GRAIN - 1) & !(GRAIN - 1)
+    class_of(size).1
 }
 
 /// Writes `msg` with one `write(2)` and aborts. For states that mean the
@@ -384,7 +434,8 @@ fn acquire_chunk() -> Option<NonNull<ChunkHeader>> {
         mapped.as_ptr().write(ChunkHeader {
             dirty_end: Cell::new(mapped.as_ptr().addr() + HEADER_SIZE),
             next: Cell::new(ptr::null_mut()),
-            _pad: [0; 48],
+            owner: AtomicUsize::new(0),
+            _pad: [0; 40],
             count: RemoteCount::new(),
         })
     };
@@ -530,6 +581,8 @@ impl Owner {
         let header = unsafe { &*fresh };
         let base = fresh.cast::<u8>();
         self.chunk.set(fresh);
+        // Relaxed: a hint (see `ChunkHeader::owner`).
+        header.owner.store(ptr::from_ref(self).addr(), Ordering::Relaxed);
         self.live.set(0);
         // SAFETY: HEADER_SIZE is inside the chunk.
         self.cursor.set(unsafe { base.add(HEADER_SIZE) });
@@ -581,15 +634,116 @@ const FRESH: u8 = 0;
 const ACTIVE: u8 = 1;
 const EXITED: u8 = 2;
 
+/// A thread's cache of freed small blocks, one list per size class.
+///
+/// When a thread frees a block of a chunk it owns or owned, the block goes
+/// here instead of into the chunk's count (the chunk still counts it live,
+/// so it cannot be recycled under the list), and the thread's next
+/// allocation of the same size class takes it back. Without it, a program
+/// whose blocks have random lifetimes keeps a whole chunk alive for each
+/// straggler; with it, freed space is reused at once. The cache is emptied
+/// into the chunks when it grows past [`CACHE_FLUSH_BYTES`] or half the
+/// thread's live bytes, whichever is larger (so a thread that frees what it
+/// built gives the chunks back), and when the thread exits.
+struct ThreadCache {
+    heads: [Cell<*mut u8>; CLASSES],
+    bytes: Cell<usize>,
+    limit: Cell<usize>,
+}
+
+impl ThreadCache {
+    const fn new() -> Self {
+        ThreadCache {
+            heads: [const { Cell::new(ptr::null_mut()) }; CLASSES],
+            bytes: Cell::new(0),
+            limit: Cell::new(CACHE_FLUSH_BYTES),
+        }
+    }
+
+    /// A cached block for a small `size`, if any.
+    #[inline(always)]
+    fn pop(&self, size: usize) -> Option<NonNull<u8>> {
+        let (class, block) = class_of(size);
+        let head = NonNull::new(self.heads[class].get())?;
+        // SAFETY: a cached block is at least GRAIN bytes and GRAIN-aligned,
+        // and its first word holds the next block of its list (written by
+        // `push`); nothing else refers to it.
+        let next = unsafe { head.as_ptr().cast::<*mut u8>().read() };
+        self.heads[class].set(next);
+        self.bytes.set(self.bytes.get() - block);
+        Some(head)
+    }
+
+    /// Keeps a freed block of `size` bytes. Returns `false` when the cache
+    /// is over its limit (the caller then flushes it).
+    ///
+    /// # Safety
+    /// `ptr` is a block of this allocator of `grain(size)` bytes, aligned
+    /// to GRAIN, that its user has freed.
+    #[inline(always)]
+    unsafe fn push(&self, ptr: *mut u8, size: usize) -> bool {
+        let (class, block) = class_of(size);
+        // SAFETY: the block is ours again (caller) and holds a pointer.
+        unsafe { ptr.cast::<*mut u8>().write(self.heads[class].get()) };
+        self.heads[class].set(ptr);
+        let bytes = self.bytes.get() + block;
+        self.bytes.set(bytes);
+        bytes <= self.limit.get()
+    }
+}
+
 /// A thread's allocator state.
 struct Local {
     owner: Owner,
+    cache: ThreadCache,
     counters: Counters,
     state: Cell<u8>,
 }
 
 thread_local! {
-    static LOCAL: Local = const { Local { owner: Owner::new(), counters: Counters::new(), state: Cell::new(FRESH) } };
+    static LOCAL: Local = const {
+        Local { owner: Owner::new(), cache: ThreadCache::new(), counters: Counters::new(), state: Cell::new(FRESH) }
+    };
+}
+
+impl Local {
+    /// Frees a block into its chunk's count: in place when it is in the
+    /// thread's current chunk, atomically otherwise.
+    ///
+    /// # Safety
+    /// `ptr` is a live small block of `size` bytes in `chunk`.
+    #[inline(always)]
+    unsafe fn free_to_chunk(&self, ptr: *mut u8, size: usize, chunk: *mut ChunkHeader) {
+        if self.owner.chunk.get() == chunk {
+            // SAFETY: the block is live and in our chunk (caller).
+            unsafe { self.owner.free_local(ptr, size) };
+        } else {
+            // SAFETY: the block is live (caller), so its chunk is.
+            unsafe { GlobalArena::free_remote(chunk) };
+        }
+    }
+
+    /// Empties the thread cache into the chunks, and sets its next limit.
+    #[cold]
+    #[inline(never)]
+    fn flush_cache(&self) {
+        for class in 1..CLASSES {
+            let size = class_size(class);
+            while let Some(block) = self.cache.pop(size) {
+                let ptr = block.as_ptr();
+                // SAFETY: a cached block is, for its chunk, a live block
+                // of its class's size.
+                unsafe { self.free_to_chunk(ptr, size, chunk_of(ptr)) };
+            }
+        }
+        // Relaxed: our own counters.
+        let live = self
+            .counters
+            .bytes_in
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.counters.bytes_out.load(Ordering::Relaxed));
+        self.cache.limit.set(CACHE_FLUSH_BYTES.max(live / 2));
+    }
 }
 
 /// Runs at thread exit (a POSIX thread-key destructor): retires the
@@ -599,6 +753,7 @@ thread_local! {
 /// Called by the C library on the exiting thread; the argument is unused.
 unsafe extern "C" fn on_thread_exit(_: *mut c_void) {
     let _ = LOCAL.try_with(|l| {
+        l.flush_cache();
         l.owner.retire();
         l.state.set(EXITED);
         let me: *const Counters = &l.counters;
@@ -796,9 +951,32 @@ impl GlobalArena {
         }
     }
 
+    /// Gives the calling thread's cached free blocks back to their chunks,
+    /// so that chunks holding nothing else can be recycled. A thread keeps
+    /// up to 8 MiB (or half its live bytes) of freed blocks for reuse; call
+    /// this when a thread goes idle after freeing a lot. Threads do it by
+    /// themselves when they exit.
+    pub fn flush_thread_cache(&self) {
+        let _ = LOCAL.try_with(|l| {
+            if l.state.get() == ACTIVE {
+                l.flush_cache();
+            }
+        });
+    }
+
     #[inline(always)]
     fn alloc_small(size: usize, align: usize, zero: bool) -> *mut u8 {
         let fast = LOCAL.try_with(|l| {
+            if cacheable(size, align) {
+                if let Some(p) = l.cache.pop(size) {
+                    l.counters.on_alloc(size);
+                    if zero {
+                        // SAFETY: the cached block has at least `size` bytes.
+                        unsafe { p.as_ptr().write_bytes(0, size) };
+                    }
+                    return p.as_ptr();
+                }
+            }
             if let Some(p) = l.owner.bump(size, align, zero) {
                 l.counters.on_alloc(size);
                 return p.as_ptr();
@@ -841,39 +1019,44 @@ impl GlobalArena {
         }
     }
 
-    /// Frees a small block.
+    /// Frees a small block: in place if it is the thread's last one; into
+    /// the thread cache if it is cacheable and of a chunk this thread owns
+    /// or owned; else into its chunk's count.
     ///
     /// # Safety
-    /// `ptr` is a live small block of `size` bytes.
+    /// `ptr` is a live small block of `size` bytes aligned to `align`.
     #[inline(always)]
-    unsafe fn free_small(ptr: *mut u8, size: usize) {
+    unsafe fn free_small(ptr: *mut u8, size: usize, align: usize) {
         let chunk = chunk_of(ptr);
-        let local = LOCAL.try_with(|l| {
-            if l.owner.chunk.get() == chunk {
-                l.counters.on_free(size);
-                // SAFETY: the block is live (caller) and in our chunk.
-                unsafe { l.owner.free_local(ptr, size) };
-                true
+        let done = LOCAL.try_with(|l| {
+            if l.state.get() != ACTIVE {
+                return false;
+            }
+            l.counters.on_free(size);
+            let owner = &l.owner;
+            let mine = if owner.chunk.get() == chunk {
+                ptr.addr() + grain(size) != owner.cursor.get().addr()
             } else {
-                if l.state.get() == ACTIVE {
-                    l.counters.on_free(size);
-                } else {
-                    SHARED_COUNTS.on_free_shared(size);
+                // Relaxed: a hint (see `ChunkHeader::owner`).
+                // SAFETY: the block is live, so its chunk is.
+                unsafe { &*chunk }.owner.load(Ordering::Relaxed) == ptr::from_ref(owner).addr()
+            };
+            if mine && cacheable(size, align) {
+                // SAFETY: a live cacheable block is grain(size) bytes and
+                // GRAIN-aligned; its user has freed it.
+                if !unsafe { l.cache.push(ptr, size) } {
+                    l.flush_cache();
                 }
-                false
+            } else {
+                // SAFETY: the block is live (caller) and lies in `chunk`.
+                unsafe { l.free_to_chunk(ptr, size, chunk) };
             }
+            true
         });
-        match local {
-            Ok(true) => {}
-            Ok(false) => {
-                // SAFETY: the block is live (caller), so its chunk is.
-                unsafe { Self::free_remote(chunk) }
-            }
-            Err(_) => {
-                SHARED_COUNTS.on_free_shared(size);
-                // SAFETY: as above.
-                unsafe { Self::free_remote(chunk) }
-            }
+        if done != Ok(true) {
+            SHARED_COUNTS.on_free_shared(size);
+            // SAFETY: the block is live (caller), so its chunk is.
+            unsafe { Self::free_remote(chunk) };
         }
     }
 
@@ -944,7 +1127,7 @@ unsafe impl GlobalAlloc for GlobalArena {
             unsafe { large_free(ptr, size, align) };
         } else {
             // SAFETY: as above, for a small block.
-            unsafe { Self::free_small(ptr, size) };
+            unsafe { Self::free_small(ptr, size, align) };
         }
     }
 
@@ -1000,5 +1183,25 @@ unsafe impl GlobalAlloc for GlobalArena {
             }
         }
         fresh
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_classes_cover_every_small_size() {
+        let mut last = (0, 0);
+        for size in 1..=LARGE_THRESHOLD {
+            let (class, block) = class_of(size);
+            assert!(block >= size && block % GRAIN == 0, "{size} -> {block}");
+            assert!(block - size < GRAIN || (block - size) * 8 <= block, "{size} -> {block}: too much waste");
+            assert!(class > 0 && class < CLASSES, "{size} -> class {class}");
+            assert_eq!(class_size(class), block, "class {class}");
+            assert!(class == last.0 || class == last.0 + 1, "classes are contiguous at {size}");
+            last = (class, block);
+        }
+        assert_eq!(last, (CLASSES - 1, LARGE_THRESHOLD));
     }
 }
