@@ -33,6 +33,11 @@ const CLASSES: usize = LINEAR_MAX / GRAIN + 8 * STEPS + 1;
 /// The thread cache is emptied into the chunks when it holds more than
 /// this, or more than half the thread's live bytes if that is larger.
 const CACHE_FLUSH_BYTES: usize = 8 << 20;
+/// The thread cache takes any freed block while it holds less than this;
+/// past it, only as many as the thread has allocated since.
+const CACHE_BASE_BYTES: usize = 256 << 10;
+/// Most blocks of credit the thread cache keeps (see `ThreadCache::admits`).
+const CACHE_CREDIT: usize = 1 << 16;
 
 /// Whether blocks of this layout may go through the thread cache.
 #[inline(always)]
@@ -643,12 +648,18 @@ const EXITED: u8 = 2;
 /// whose blocks have random lifetimes keeps a whole chunk alive for each
 /// straggler; with it, freed space is reused at once. The cache is emptied
 /// into the chunks when it grows past [`CACHE_FLUSH_BYTES`] or half the
-/// thread's live bytes, whichever is larger (so a thread that frees what it
-/// built gives the chunks back), and when the thread exits.
+/// thread's live bytes, whichever is larger, and when the thread exits.
+/// Past [`CACHE_BASE_BYTES`] it admits only as many frees as the thread
+/// has made allocations since, so a thread that frees what it built without
+/// allocating again (a teardown) frees into the chunks directly, and the
+/// chunks go back to the free list.
 struct ThreadCache {
     heads: [Cell<*mut u8>; CLASSES],
     bytes: Cell<usize>,
     limit: Cell<usize>,
+    /// Small allocations made (from the cache or by bumping) and not yet
+    /// matched by a free into the cache (at most [`CACHE_CREDIT`]).
+    credit: Cell<usize>,
 }
 
 impl ThreadCache {
@@ -657,6 +668,7 @@ impl ThreadCache {
             heads: [const { Cell::new(ptr::null_mut()) }; CLASSES],
             bytes: Cell::new(0),
             limit: Cell::new(CACHE_FLUSH_BYTES),
+            credit: Cell::new(0),
         }
     }
 
@@ -674,6 +686,15 @@ impl ThreadCache {
         Some(head)
     }
 
+    /// Whether a freed block should be kept: while the cache is small, or
+    /// while the thread keeps allocating as well as freeing.
+    /// A thread that only frees (tearing down what it built) sends its
+    /// blocks straight to their chunks instead of piling them up here.
+    #[inline(always)]
+    fn admits(&self) -> bool {
+        self.bytes.get() < CACHE_BASE_BYTES || self.credit.get() != 0
+    }
+
     /// Keeps a freed block of `size` bytes. Returns `false` when the cache
     /// is over its limit (the caller then flushes it).
     ///
@@ -688,6 +709,7 @@ impl ThreadCache {
         self.heads[class].set(ptr);
         let bytes = self.bytes.get() + block;
         self.bytes.set(bytes);
+        self.credit.set(self.credit.get().saturating_sub(1));
         bytes <= self.limit.get()
     }
 }
@@ -969,6 +991,7 @@ impl GlobalArena {
         let fast = LOCAL.try_with(|l| {
             if cacheable(size, align) {
                 if let Some(p) = l.cache.pop(size) {
+                    l.cache.credit.set((l.cache.credit.get() + 1).min(CACHE_CREDIT));
                     l.counters.on_alloc(size);
                     if zero {
                         // SAFETY: the cached block has at least `size` bytes.
@@ -977,6 +1000,8 @@ impl GlobalArena {
                     return p.as_ptr();
                 }
             }
+            let credit = l.cache.credit.get();
+            l.cache.credit.set(if credit < CACHE_CREDIT { credit + 1 } else { credit });
             if let Some(p) = l.owner.bump(size, align, zero) {
                 l.counters.on_alloc(size);
                 return p.as_ptr();
@@ -1041,7 +1066,7 @@ impl GlobalArena {
                 // SAFETY: the block is live, so its chunk is.
                 unsafe { &*chunk }.owner.load(Ordering::Relaxed) == ptr::from_ref(owner).addr()
             };
-            if mine && cacheable(size, align) {
+            if mine && cacheable(size, align) && l.cache.admits() {
                 // SAFETY: a live cacheable block is grain(size) bytes and
                 // GRAIN-aligned; its user has freed it.
                 if !unsafe { l.cache.push(ptr, size) } {
