@@ -21,13 +21,13 @@ pub(crate) const CACHED_CHUNKS: usize = 8;
 /// Bytes at the start of each chunk taken by its header.
 const HEADER_SIZE: usize = 128;
 /// Every block is a multiple of this, so the cursor stays aligned to it.
-const GRAIN: usize = 16;
+const GRAIN: usize = 8;
 /// Blocks up to this size come in classes GRAIN bytes apart.
 const LINEAR_MAX: usize = 1024;
 /// Above [`LINEAR_MAX`], each doubling of size is split into this many
 /// classes (a block is at most 12.5% larger than asked).
 const STEPS: usize = 8;
-/// Size classes: 1..=64 linear, then 8 per doubling up to
+/// Size classes: 1..=128 linear, then 8 per doubling up to
 /// [`LARGE_THRESHOLD`] (index 0 unused).
 const CLASSES: usize = LINEAR_MAX / GRAIN + 8 * STEPS + 1;
 /// The thread cache is emptied into the chunks when it holds more than
