@@ -885,8 +885,9 @@ unsafe fn large_free(ptr: *mut u8, size: usize, align: usize) {
 /// counts its live blocks (without atomics for its owner, atomically for
 /// frees from other threads) and goes back to a free list when the last one
 /// is freed after its owner moved on; free chunks past [`Self::CACHED_CHUNKS`]
-/// are decommitted. Freeing or resizing the thread's most recent block is
-/// done in place. Requests above [`Self::LARGE_THRESHOLD`] bytes or aligned to
+/// are decommitted. A thread reuses the blocks it frees through a cache of
+/// per-size-class lists before whole chunks are recycled. Freeing or
+/// resizing the thread's most recent block is done in place. Requests above [`Self::LARGE_THRESHOLD`] bytes or aligned to
 /// more than [`Self::MAX_CHUNK_ALIGN`] get a mapping of their own (`realloc` by
 /// `mremap`). The README's "GlobalArena" section has the details.
 ///

@@ -18,6 +18,15 @@
 //! exactly once. Free chunks past `GlobalArena::CACHED_CHUNKS` are decommitted
 //! (`MADV_DONTNEED`), so their memory goes back to the OS.
 //!
+//! Before whole chunks are reused, freed blocks are: a thread keeps blocks
+//! it frees from chunks it owns or owned in a cache of per-size-class lists
+//! (every small block is allocated at its class size), and its next
+//! allocation of the class takes one back. A cached block still counts as
+//! live in its chunk, so the cache is bounded and flushed into the chunks
+//! (past 8 MiB or half the thread's live bytes, at thread exit, and on
+//! request), and past 256 KiB it admits frees only while the thread also
+//! allocates, so a teardown frees straight into the chunks.
+//!
 //! Freeing, shrinking or growing the most recent block of the current
 //! thread's chunk moves the cursor. `alloc_zeroed` knows which part of the
 //! chunk has never been written since it was mapped or decommitted, and
