@@ -1116,14 +1116,19 @@ impl GlobalArena {
     }
 }
 
-// SAFETY: blocks are disjoint: a small block is bumped from a chunk owned
-// by one thread (or by the fallback under its lock) and only reused after
-// the live count says it was freed; a large block is its own mapping. Every
-// block is aligned as asked (chunk data is 128-aligned and the cursor is
-// aligned up; mappings are aligned by `map_aligned`), and `realloc` keeps
-// the contents up to the smaller size. Failures return null; nothing
-// panics (arithmetic cannot overflow for layouts, whose sizes are at most
-// `isize::MAX`) and nothing allocates through another allocator.
+// The contract of `GlobalAlloc`, argued: blocks are disjoint (a small
+// block is bumped from a chunk owned by one thread, or by the fallback
+// under its lock, or handed out again from the thread cache, where a block
+// sits only after its user freed it; fresh space is reused only after the
+// live count says every block of the chunk was freed, and cached blocks
+// count as live; a large block is its own mapping). Every block is aligned
+// as asked (chunk data is 128-aligned and the cursor is aligned up; cached
+// blocks serve only requests aligned to at most GRAIN; mappings are
+// aligned by `map_aligned`), and `realloc` keeps the contents up to the
+// smaller size. Failures return null; nothing panics (arithmetic cannot
+// overflow for layouts, whose sizes are at most `isize::MAX`) and nothing
+// allocates through another allocator.
+// SAFETY: as argued just above.
 unsafe impl GlobalAlloc for GlobalArena {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
