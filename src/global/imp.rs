@@ -1170,9 +1170,10 @@ unsafe impl GlobalAlloc for GlobalArena {
             if Self::resize_in_place(ptr, old_size, new_size) {
                 return ptr;
             }
-            if new_size <= old_size {
-                // A shrink that is not the last block keeps its place; the
-                // tail is lost until the chunk is recycled.
+            if grain(new_size) <= grain(old_size) {
+                // A shrink, or a growth within the block's size class,
+                // keeps its place (a shrunk block's tail is lost until the
+                // block is freed).
                 let _ = LOCAL.try_with(|l| l.counters.on_resize(old_size, new_size));
                 return ptr;
             }
