@@ -132,6 +132,22 @@ fn chunk_of(ptr: *mut u8) -> *mut ChunkHeader {
     miri_chunks::lookup(ptr.addr())
 }
 
+/// A pointer to the same block with the chunk's own provenance. A freed
+/// block that is handed out again must not carry the tag of the reference
+/// its last user freed it through (which may cover only part of it): under
+/// Miri the chunk's pointer is looked up; native builds keep the pointer.
+#[cfg(miri)]
+#[inline(always)]
+fn own_provenance(ptr: *mut u8) -> *mut u8 {
+    chunk_of(ptr).cast::<u8>().with_addr(ptr.addr())
+}
+
+#[cfg(not(miri))]
+#[inline(always)]
+fn own_provenance(ptr: *mut u8) -> *mut u8 {
+    ptr
+}
+
 /// Whether a layout is served by a mapping of its own.
 #[inline(always)]
 fn is_large(size: usize, align: usize) -> bool {
@@ -523,8 +539,11 @@ impl Owner {
     unsafe fn free_local(&self, ptr: *mut u8, size: usize) {
         let live = self.live.get().wrapping_sub(1);
         self.live.set(live);
-        if ptr.addr() + grain(size) == self.cursor.get().addr() {
-            self.rewind(ptr);
+        let cursor = self.cursor.get();
+        if ptr.addr() + grain(size) == cursor.addr() {
+            // The cursor keeps the chunk's provenance, not the caller's
+            // (which may cover only the block).
+            self.rewind(cursor.with_addr(ptr.addr()));
         }
         // SAFETY: `chunk` is the owner's live chunk (caller).
         let header = unsafe { &*self.chunk.get() };
@@ -703,6 +722,7 @@ impl ThreadCache {
     /// to GRAIN, that its user has freed.
     #[inline(always)]
     unsafe fn push(&self, ptr: *mut u8, size: usize) -> bool {
+        let ptr = own_provenance(ptr);
         let (class, block) = class_of(size);
         // SAFETY: the block is ours again (caller) and holds a pointer.
         unsafe { ptr.cast::<*mut u8>().write(self.heads[class].get()) };
