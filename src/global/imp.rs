@@ -1242,7 +1242,10 @@ unsafe impl GlobalAlloc for GlobalArena {
 mod tests {
     use super::*;
 
+    // Pure arithmetic over 256K sizes: nothing for Miri to check, and
+    // minutes of its time.
     #[test]
+    #[cfg_attr(miri, ignore)]
     fn size_classes_cover_every_small_size() {
         let mut last = (0, 0);
         for size in 1..=LARGE_THRESHOLD {
