@@ -6,8 +6,10 @@ use std::ops::Range;
 /// Every integration test binary that uses these helpers runs on
 /// `GlobalArena`: the harness, proptest and the collections in the tests
 /// allocate through it from several test threads at once, so the whole
-/// suite exercises the global allocator as well as what it tests.
-#[global_allocator]
+/// suite exercises the global allocator as well as what it tests. Not
+/// under Miri, where it would triple the run (GlobalArena's own test,
+/// `tests/global.rs`, runs under Miri on it).
+#[cfg_attr(not(miri), global_allocator)]
 static GLOBAL: fiberalloc::GlobalArena = fiberalloc::GlobalArena::new();
 
 /// Instantiates generic test functions `fn name<P: Policy>()` once per
