@@ -49,7 +49,9 @@ fn cacheable(size: usize, align: usize) -> bool {
 ///
 /// The first cache line is written by the owner (and by the free list, under
 /// its lock, while nobody owns the chunk); the second holds the atomic half
-/// of the live count, written by every thread that frees a block remotely.
+/// of the live count, written by every thread that frees a block remotely,
+/// and the owner hint those threads read just before, so a remote free
+/// touches one line of the header.
 #[repr(C, align(64))]
 struct ChunkHeader {
     /// Bytes at and above this address (and below the chunk end) have not
@@ -58,13 +60,13 @@ struct ChunkHeader {
     dirty_end: Cell<usize>,
     /// The next chunk of the free list (under [`FREE`]'s lock).
     next: Cell<*mut ChunkHeader>,
+    _pad: [u8; 48],
+    count: RemoteCount,
     /// The address of the owner that took the chunk last (it keeps the
     /// value after retiring): a thread caches freed blocks only of chunks
     /// it owned, which it is likely to reuse. A hint, not an invariant:
     /// any thread may cache any block.
     owner: AtomicUsize,
-    _pad: [u8; 40],
-    count: RemoteCount,
 }
 
 const _: () = assert!(core::mem::size_of::<ChunkHeader>() <= HEADER_SIZE);
@@ -455,9 +457,9 @@ fn acquire_chunk() -> Option<NonNull<ChunkHeader>> {
         mapped.as_ptr().write(ChunkHeader {
             dirty_end: Cell::new(mapped.as_ptr().addr() + HEADER_SIZE),
             next: Cell::new(ptr::null_mut()),
-            owner: AtomicUsize::new(0),
-            _pad: [0; 40],
+            _pad: [0; 48],
             count: RemoteCount::new(),
+            owner: AtomicUsize::new(0),
         })
     };
     #[cfg(miri)]
@@ -907,8 +909,9 @@ unsafe fn large_free(ptr: *mut u8, size: usize, align: usize) {
 /// is freed after its owner moved on; free chunks past [`Self::CACHED_CHUNKS`]
 /// are decommitted. A thread reuses the blocks it frees through a cache of
 /// per-size-class lists before whole chunks are recycled. Freeing or
-/// resizing the thread's most recent block is done in place. Requests above [`Self::LARGE_THRESHOLD`] bytes or aligned to
-/// more than [`Self::MAX_CHUNK_ALIGN`] get a mapping of their own (`realloc` by
+/// resizing the thread's most recent block is done in place. Requests
+/// above [`Self::LARGE_THRESHOLD`] bytes or aligned to more than
+/// [`Self::MAX_CHUNK_ALIGN`] get a mapping of their own (`realloc` by
 /// `mremap`). The README's "GlobalArena" section has the details.
 ///
 /// All `GlobalArena` values share one state (the chunks, the free list and
@@ -940,7 +943,7 @@ pub struct GlobalStats {
     /// Free chunks whose memory went back to the OS (address space kept).
     pub chunks_decommitted: usize,
     /// Bytes of chunks that their owner has retired but that still hold a
-    /// live block (memory a bump allocator cannot reuse yet).
+    /// live block or a block in some thread's cache of freed blocks.
     pub pinned_bytes: usize,
     /// Bytes mapped for large blocks (each its own mapping).
     pub large_bytes: usize,
@@ -1007,12 +1010,23 @@ impl GlobalArena {
         });
     }
 
+    /// `alloc` and `alloc_zeroed`: a large layout gets a fresh mapping
+    /// (which reads as zeros), a small one a block from the thread.
+    #[inline(always)]
+    fn alloc_layout(layout: Layout, zero: bool) -> *mut u8 {
+        let (size, align) = (layout.size(), layout.align());
+        if is_large(size, align) {
+            return large_alloc(size, align);
+        }
+        Self::alloc_small(size, align, zero)
+    }
+
     #[inline(always)]
     fn alloc_small(size: usize, align: usize, zero: bool) -> *mut u8 {
         let fast = LOCAL.try_with(|l| {
+            l.cache.credit.set((l.cache.credit.get() + 1).min(CACHE_CREDIT));
             if cacheable(size, align) {
                 if let Some(p) = l.cache.pop(size) {
-                    l.cache.credit.set((l.cache.credit.get() + 1).min(CACHE_CREDIT));
                     l.counters.on_alloc(size);
                     if zero {
                         // SAFETY: the cached block has at least `size` bytes.
@@ -1021,8 +1035,6 @@ impl GlobalArena {
                     return p.as_ptr();
                 }
             }
-            let credit = l.cache.credit.get();
-            l.cache.credit.set(if credit < CACHE_CREDIT { credit + 1 } else { credit });
             if let Some(p) = l.owner.bump(size, align, zero) {
                 l.counters.on_alloc(size);
                 return p.as_ptr();
@@ -1075,7 +1087,11 @@ impl GlobalArena {
     unsafe fn free_small(ptr: *mut u8, size: usize, align: usize) {
         let chunk = chunk_of(ptr);
         let done = LOCAL.try_with(|l| {
-            if l.state.get() != ACTIVE {
+            // A thread that frees before it ever allocated (a consumer)
+            // registers its own counters, rather than counting every free
+            // with read-modify-writes on the shared ones.
+            let state = l.state.get();
+            if state != ACTIVE && !(state == FRESH && l.activate()) {
                 return false;
             }
             l.counters.on_free(size);
@@ -1152,21 +1168,12 @@ impl GlobalArena {
 unsafe impl GlobalAlloc for GlobalArena {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let (size, align) = (layout.size(), layout.align());
-        if is_large(size, align) {
-            return large_alloc(size, align);
-        }
-        Self::alloc_small(size, align, false)
+        Self::alloc_layout(layout, false)
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let (size, align) = (layout.size(), layout.align());
-        if is_large(size, align) {
-            // Fresh mappings read as zeros.
-            return large_alloc(size, align);
-        }
-        Self::alloc_small(size, align, true)
+        Self::alloc_layout(layout, true)
     }
 
     #[inline]
