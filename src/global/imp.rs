@@ -724,11 +724,13 @@ impl ThreadCache {
     /// to GRAIN, that its user has freed.
     #[inline(always)]
     unsafe fn push(&self, ptr: *mut u8, size: usize) -> bool {
-        let ptr = own_provenance(ptr);
         let (class, block) = class_of(size);
+        // The link is written through the caller's pointer (under Miri its
+        // tag may still be protected by the `Box` being dropped); the list
+        // keeps a pointer with the chunk's own provenance.
         // SAFETY: the block is ours again (caller) and holds a pointer.
         unsafe { ptr.cast::<*mut u8>().write(self.heads[class].get()) };
-        self.heads[class].set(ptr);
+        self.heads[class].set(own_provenance(ptr));
         let bytes = self.bytes.get() + block;
         self.bytes.set(bytes);
         self.credit.set(self.credit.get().saturating_sub(1));
