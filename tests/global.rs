@@ -472,6 +472,73 @@ fn thread_cache_reuses_freed_blocks() -> String {
     .unwrap()
 }
 
+/// A thread that frees everything it built without allocating again (a
+/// teardown) sends the blocks to their chunks rather than into its cache,
+/// so the chunks are recycled while the thread still runs. The cache takes
+/// at most 64 Ki frees after an allocation phase (about 7 MiB of these
+/// boxes, 7 chunks); without that rule it would keep up to half the live
+/// set (20 chunks at full scale).
+fn teardown_frees_to_chunks() -> String {
+    let n = scale(400_000).max(20_000);
+    thread::spawn(move || {
+        let before = stats().chunks_in_use;
+        let boxes: Vec<Box<[u8; 100]>> = (0..n).map(|i| Box::new([i as u8; 100])).collect();
+        let built = stats().chunks_in_use;
+        assert!(boxes.iter().enumerate().all(|(i, b)| b[99] == i as u8));
+        drop(boxes);
+        let after = stats().chunks_in_use;
+        assert!(built >= before + 5, "{n} boxes took only {} chunks", built - before);
+        assert!(after <= before + 10, "chunks in use: {before} -> {built} -> {after}");
+        format!("{n} boxes: chunks in use {before} -> {built} -> {after}, no flush")
+    })
+    .join()
+    .unwrap()
+}
+
+/// The last block grows in place past the part of a fresh chunk made
+/// resident so far (the limit moves on a step at a time). The thread first
+/// takes every cached chunk (those are resident throughout), until a block
+/// starts a chunk that is fresh or decommitted.
+fn growth_in_place_across_prefault() -> String {
+    thread::spawn(|| {
+        let chunk = GlobalArena::CHUNK_SIZE;
+        let mut held = Vec::with_capacity(1000);
+        let mut first = None;
+        for _ in 0..1000 {
+            let cached = stats().chunks_cached;
+            let b = Box::new([3u8; 128 << 10]);
+            let offset = std::ptr::from_ref(&*b).addr() % chunk;
+            held.push(b);
+            if cached == 0 && offset < 4096 {
+                first = Some(offset);
+                break;
+            }
+        }
+        let first = first.expect("a fresh chunk within 1000 blocks");
+        let mut v: Vec<u8> = Vec::with_capacity(16);
+        let start = v.as_ptr().addr();
+        assert!(start % chunk < 256 << 10, "the vector starts in the chunk's first step");
+        let mut moves = 0;
+        for i in 0..(250usize << 10) {
+            let before = v.as_ptr().addr();
+            v.push(i as u8);
+            moves += usize::from(v.as_ptr().addr() != before);
+        }
+        assert_eq!(moves, 0, "the vector moved while growing at the end of its chunk");
+        assert!(v.iter().enumerate().all(|(i, &b)| b == i as u8));
+        assert!(held.iter().all(|b| b[0] == 3 && b[(128 << 10) - 1] == 3));
+        format!(
+            "after {} blocks, a fresh chunk (first block at offset {first}); a vector grew from 16 bytes \
+             to {} KiB at offset {:#x} without moving",
+            held.len(),
+            v.capacity() >> 10,
+            start % chunk
+        )
+    })
+    .join()
+    .unwrap()
+}
+
 thread_local! {
     static ALLOCATES_ON_EXIT: AllocOnDrop = const { AllocOnDrop };
 }
@@ -527,6 +594,8 @@ fn main() {
     check("2,000,000 boxes freed on another thread", boxes_across_threads);
     check("1,000 short-lived threads", short_lived_threads);
     check("the thread cache reuses freed blocks", thread_cache_reuses_freed_blocks);
+    check("a teardown frees to the chunks", teardown_frees_to_chunks);
+    check("growth in place across the prefaulted part", growth_in_place_across_prefault);
     check("churn with a bounded live set", churn);
     check("512 MiB block returns its RSS", big_block);
     check("alignments up to 2 MiB", alignments);

@@ -18,6 +18,12 @@ pub(crate) const MAX_CHUNK_ALIGN: usize = 4096;
 /// decommitted (their pages go back to the OS, the address range stays).
 pub(crate) const CACHED_CHUNKS: usize = 8;
 
+/// The untouched part of a chunk is made resident this many bytes at a time
+/// ([`sys::prefault`]): one system call instead of a page fault per page,
+/// and at most this much resident ahead of the cursor.
+const PREFAULT_STEP: usize = 256 << 10;
+const _: () = assert!(CHUNK_SIZE.is_multiple_of(PREFAULT_STEP) && LARGE_THRESHOLD <= PREFAULT_STEP);
+
 /// Bytes at the start of each chunk taken by its header.
 const HEADER_SIZE: usize = 128;
 /// Every block is a multiple of this, so the cursor stays aligned to it.
@@ -474,9 +480,12 @@ fn acquire_chunk() -> Option<NonNull<ChunkHeader>> {
 ///
 /// Invariants: when `chunk` is null, `cursor` is null and `limit` 0 (so
 /// every request takes the slow path); otherwise
-/// `chunk + HEADER_SIZE <= cursor <= limit = chunk + CHUNK_SIZE`, `live`
+/// `chunk + HEADER_SIZE <= cursor <= limit <= chunk + CHUNK_SIZE`, `live`
 /// counts the blocks this owner handed out from `chunk` minus those it freed
-/// itself, and every byte in `max(cursor, clean_from)..limit` is zero.
+/// itself, and every byte in `max(cursor, clean_from)..chunk + CHUNK_SIZE`
+/// is zero. `limit` stops short of the chunk's end while the rest of the
+/// chunk has never been touched: the slow path prefaults the next
+/// [`PREFAULT_STEP`] and moves it on ([`Owner::grow_limit`]).
 struct Owner {
     cursor: Cell<*mut u8>,
     limit: Cell<usize>,
@@ -521,6 +530,41 @@ impl Owner {
         // SAFETY: `start` lies in the chunk (at least HEADER_SIZE past its
         // start), so it is not null.
         Some(unsafe { NonNull::new_unchecked(block) })
+    }
+
+    /// Makes the chunk usable up to at least `need` (an address past the
+    /// limit), prefaulting the untouched pages on the way in steps of
+    /// [`PREFAULT_STEP`]. Returns false when `need` is past the chunk.
+    #[cold]
+    #[inline(never)]
+    fn grow_limit(&self, need: usize) -> bool {
+        let chunk = self.chunk.get();
+        let end = chunk.addr() + CHUNK_SIZE;
+        let limit = self.limit.get();
+        if chunk.is_null() || need > end || limit >= end {
+            return false;
+        }
+        // Chunks are CHUNK_SIZE-aligned, so step boundaries are absolute.
+        let to = ((need.max(limit + 1) + PREFAULT_STEP - 1) & !(PREFAULT_STEP - 1)).min(end);
+        let page = sys::page_size();
+        // Everything past the limit is untouched (the limit starts at the
+        // chunk's `dirty_end` and moves only here); the page holding the
+        // limit may be resident already.
+        let from = (limit + page - 1) & !(page - 1);
+        if from < to {
+            // SAFETY: `from..to` lies inside the owner's chunk, past every
+            // byte ever handed out from it, so nothing refers to it; `from`
+            // is page-aligned, `to` a step boundary (so page-aligned).
+            unsafe { sys::prefault(NonNull::new_unchecked(chunk.cast::<u8>().with_addr(from)), to - from) };
+        }
+        self.limit.set(to);
+        true
+    }
+
+    /// The end of a block of `size` bytes aligned to `align` bumped now.
+    #[inline(always)]
+    fn end_of(&self, size: usize, align: usize) -> usize {
+        ((self.cursor.get().addr() + align - 1) & !(align - 1)) + grain(size)
     }
 
     /// Moves the cursor back to `to` (below it), keeping the zero mark true.
@@ -592,12 +636,17 @@ impl Owner {
     fn refill(&self, size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
         let chunk = self.chunk.get();
         if !chunk.is_null() {
+            if self.grow_limit(self.end_of(size, align)) {
+                return self.bump(size, align, zero);
+            }
             // SAFETY: the owner's chunk is a live header.
             let header = unsafe { &*chunk };
             if header.count.all_freed(self.live.get()) {
                 self.start_over(header);
-                if let Some(p) = self.bump(size, align, zero) {
-                    return Some(p);
+                // From the chunk's start, a small block always fits.
+                let need = self.end_of(size, align);
+                if need <= self.limit.get() || self.grow_limit(need) {
+                    return self.bump(size, align, zero);
                 }
             }
             self.retire();
@@ -612,9 +661,13 @@ impl Owner {
         self.live.set(0);
         // SAFETY: HEADER_SIZE is inside the chunk.
         self.cursor.set(unsafe { base.add(HEADER_SIZE) });
-        self.limit.set(base.addr() + CHUNK_SIZE);
-        self.clean_from.set(header.dirty_end.get());
+        let dirty_end = header.dirty_end.get();
+        self.limit.set(dirty_end);
+        self.clean_from.set(dirty_end);
         note_peak();
+        if dirty_end < base.addr() + CHUNK_SIZE && !self.grow_limit(self.end_of(size, align)) {
+            return None;
+        }
         self.bump(size, align, zero)
     }
 
@@ -635,7 +688,7 @@ impl Owner {
             return false;
         }
         let end = ptr.addr() + grain(new);
-        if end > self.limit.get() {
+        if end > self.limit.get() && !self.grow_limit(end) {
             return false;
         }
         let moved = cursor.with_addr(end);

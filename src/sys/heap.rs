@@ -64,6 +64,13 @@ pub unsafe fn decommit(ptr: NonNull<u8>, size: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// Advice only; heap memory is resident already.
+///
+/// # Safety
+/// `ptr..ptr + size` lies in a mapping the caller owns.
+#[allow(dead_code)]
+pub unsafe fn prefault(_ptr: NonNull<u8>, _size: usize) {}
+
 /// # Safety
 /// `ptr..ptr + size` lies in a mapping the caller owns.
 #[allow(dead_code)]
