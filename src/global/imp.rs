@@ -805,6 +805,21 @@ thread_local! {
     };
 }
 
+/// Runs `f` on the calling thread's [`Local`], or returns `Err` when the
+/// thread-local cannot be reached. The closure given to `try_with` only
+/// takes the address, so it is always inlined (a large closure made
+/// `try_with` an out-of-line call on every allocation and free).
+#[inline(always)]
+fn with_local<R>(f: impl FnOnce(&Local) -> R) -> Result<R, ()> {
+    match LOCAL.try_with(ptr::from_ref) {
+        // SAFETY: `LOCAL` is const-initialised and has no destructor, so
+        // its storage stays in place for the whole life of the thread, and
+        // the reference is used only by this thread during this call.
+        Ok(l) => Ok(f(unsafe { &*l })),
+        Err(_) => Err(()),
+    }
+}
+
 impl Local {
     /// Frees a block into its chunk's count: in place when it is in the
     /// thread's current chunk, atomically otherwise.
@@ -1078,28 +1093,36 @@ impl GlobalArena {
 
     #[inline(always)]
     fn alloc_small(size: usize, align: usize, zero: bool) -> *mut u8 {
-        let fast = LOCAL.try_with(|l| {
-            l.cache.credit.set((l.cache.credit.get() + 1).min(CACHE_CREDIT));
-            if cacheable(size, align) {
-                if let Some(p) = l.cache.pop(size) {
-                    l.counters.on_alloc(size);
-                    if zero {
-                        // SAFETY: the cached block has at least `size` bytes.
-                        unsafe { p.as_ptr().write_bytes(0, size) };
-                    }
-                    return p.as_ptr();
-                }
-            }
-            if let Some(p) = l.owner.bump(size, align, zero) {
-                l.counters.on_alloc(size);
-                return p.as_ptr();
-            }
-            Self::alloc_small_slow(l, size, align, zero)
-        });
+        let fast = with_local(
+            #[inline(always)]
+            |l| Self::alloc_in(l, size, align, zero),
+        );
         match fast {
             Ok(p) => p,
             Err(_) => Self::alloc_fallback(size, align, zero),
         }
+    }
+
+    /// A small block for this thread: from its cache of freed blocks (when
+    /// it holds any), else bumped from its chunk.
+    #[inline(always)]
+    fn alloc_in(l: &Local, size: usize, align: usize, zero: bool) -> *mut u8 {
+        l.cache.credit.set((l.cache.credit.get() + 1).min(CACHE_CREDIT));
+        if l.cache.bytes.get() != 0 && cacheable(size, align) {
+            if let Some(p) = l.cache.pop(size) {
+                l.counters.on_alloc(size);
+                if zero {
+                    // SAFETY: the cached block has at least `size` bytes.
+                    unsafe { p.as_ptr().write_bytes(0, size) };
+                }
+                return p.as_ptr();
+            }
+        }
+        if let Some(p) = l.owner.bump(size, align, zero) {
+            l.counters.on_alloc(size);
+            return p.as_ptr();
+        }
+        Self::alloc_small_slow(l, size, align, zero)
     }
 
     #[cold]
@@ -1141,7 +1164,7 @@ impl GlobalArena {
     #[inline(always)]
     unsafe fn free_small(ptr: *mut u8, size: usize, align: usize) {
         let chunk = chunk_of(ptr);
-        let done = LOCAL.try_with(|l| {
+        let done = with_local(|l| {
             // A thread that frees before it ever allocated (a consumer)
             // registers its own counters, rather than counting every free
             // with read-modify-writes on the shared ones.
@@ -1195,15 +1218,14 @@ impl GlobalArena {
     /// Resizes the current thread's last block in place.
     #[inline(always)]
     fn resize_in_place(ptr: *mut u8, old: usize, new: usize) -> bool {
-        LOCAL
-            .try_with(|l| {
-                let done = l.owner.resize_last(ptr, old, new);
-                if done {
-                    l.counters.on_resize(old, new);
-                }
-                done
-            })
-            .unwrap_or(false)
+        with_local(|l| {
+            let done = l.owner.resize_last(ptr, old, new);
+            if done {
+                l.counters.on_resize(old, new);
+            }
+            done
+        })
+        .unwrap_or(false)
     }
 }
 
@@ -1256,7 +1278,7 @@ unsafe impl GlobalAlloc for GlobalArena {
                 // A shrink, or a growth within the block's size class,
                 // keeps its place (a shrunk block's tail is lost until the
                 // block is freed).
-                let _ = LOCAL.try_with(|l| l.counters.on_resize(old_size, new_size));
+                let _ = with_local(|l| l.counters.on_resize(old_size, new_size));
                 return ptr;
             }
         } else if old_large && new_large {
