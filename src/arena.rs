@@ -56,12 +56,15 @@
 use crate::align;
 use crate::chunk::{self, ChunkHeader, ChunkRequest, HEADER_SIZE};
 use crate::policy::{Fast, Policy};
+use crate::stack::FiberStack;
 use crate::stats::Stats;
+use crate::sys::{self, GuardKind};
 use crate::AllocError;
 use core::alloc::Layout;
 use core::cell::Cell;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
+use std::io;
 
 /// A single-threaded bump arena: `Send`, not `Sync`.
 ///
@@ -112,6 +115,10 @@ pub struct Arena<P: Policy = Fast> {
     reserved: Cell<usize>,
     chunks: Cell<usize>,
     byte_limit: Cell<usize>,
+    /// Guard pages installed by [`Arena::alloc_stack`], oldest first, and
+    /// their count (read by `mark` without touching the vector).
+    stack_guards: Cell<Vec<(usize, GuardKind)>>,
+    stack_guard_count: Cell<usize>,
     _policy: PhantomData<P>,
 }
 
@@ -134,6 +141,7 @@ struct Mark {
     big: Option<NonNull<ChunkHeader>>,
     padding: usize,
     retired_used: usize,
+    stack_guards: usize,
 }
 
 impl<P: Policy> Arena<P> {
@@ -154,6 +162,8 @@ impl<P: Policy> Arena<P> {
             reserved: Cell::new(0),
             chunks: Cell::new(0),
             byte_limit: Cell::new(usize::MAX),
+            stack_guards: Cell::new(Vec::new()),
+            stack_guard_count: Cell::new(0),
             _policy: PhantomData,
         }
     }
@@ -689,6 +699,7 @@ impl<P: Policy> Arena<P> {
             big: self.big.get(),
             padding: self.padding.get(),
             retired_used: self.retired_used.get(),
+            stack_guards: self.stack_guard_count.get(),
         }
     }
 
@@ -699,6 +710,7 @@ impl<P: Policy> Arena<P> {
     /// `m` was taken from this arena, marks are rewound in LIFO order, and
     /// no block handed out since `m` is used again.
     unsafe fn rewind(&self, m: Mark) {
+        self.unguard_stacks(m.stack_guards);
         self.note_peak();
         let mut c = self.current.get();
         let mut used_end = self.cursor.get().addr().get();
@@ -735,6 +747,75 @@ impl<P: Policy> Arena<P> {
         self.limit.set(unsafe { start.add(ChunkHeader::capacity(m.current)) });
         self.padding.set(m.padding);
         self.retired_used.set(m.retired_used);
+    }
+
+    /// A fiber stack of at least `usable_size` bytes (rounded up to pages,
+    /// at least [`MIN_STACK_SIZE`](crate::stack::MIN_STACK_SIZE)) carved
+    /// from the arena, with a guard page of its own below it. The guard is
+    /// taken off when the arena is reset or dropped, or when the scope the
+    /// stack was made in ends, so the memory serves ordinary blocks again.
+    ///
+    /// Errors: `OutOfMemory` when the arena cannot grow (its allocation
+    /// limit, or mmap failing), `InvalidInput` for a size that cannot be
+    /// represented, or the OS reason the guard could not be installed.
+    ///
+    /// ```
+    /// let mut arena: fiberalloc::Arena = fiberalloc::Arena::new();
+    /// let stack = arena.alloc_stack(32 << 10).unwrap();
+    /// assert!(stack.usable_size() >= 32 << 10);
+    /// drop(stack);
+    /// arena.reset(); // the guard page is ordinary memory again
+    /// ```
+    pub fn alloc_stack(&self, usable_size: usize) -> io::Result<ArenaStack<'_, P>> {
+        let page = sys::page_size();
+        let invalid = || io::Error::new(io::ErrorKind::InvalidInput, "fiber stack size out of range");
+        let usable = crate::align::align_up(usable_size.max(crate::stack::MIN_STACK_SIZE), page)
+            .ok_or_else(invalid)?;
+        let layout = Layout::from_size_align(usable.checked_add(page).ok_or_else(invalid)?, page)
+            .map_err(|_| invalid())?;
+        let block = self
+            .try_alloc_layout(layout)
+            .map_err(|_| io::Error::new(io::ErrorKind::OutOfMemory, "the arena cannot grow"))?;
+        // SAFETY: the first page of a block just handed out, page-aligned
+        // and ours; nothing else refers to it.
+        let kind = unsafe { sys::guard(block, page)? };
+        let mut guards = self.stack_guards.take();
+        guards.push((block.as_ptr() as usize, kind));
+        self.stack_guard_count.set(guards.len());
+        self.stack_guards.set(guards);
+        let top = block.as_ptr().wrapping_add(page + usable);
+        crate::stack::overflow::register(block.as_ptr() as usize, top as usize);
+        // SAFETY: `block` is the guard page just installed, and the `usable`
+        // bytes above it are a block of this arena, which stays mapped and
+        // unused by others while the `ArenaStack` borrows the arena (reset
+        // needs `&mut`, a scope ends only after its closure).
+        let stack = unsafe { FiberStack::view(block, page, NonNull::new_unchecked(top)) };
+        Ok(ArenaStack { stack, _arena: PhantomData })
+    }
+
+    /// Takes off the guard pages of stacks made since the first `keep`.
+    fn unguard_stacks(&self, keep: usize) {
+        if self.stack_guard_count.get() <= keep {
+            return;
+        }
+        let mut guards = self.stack_guards.take();
+        let page = sys::page_size();
+        for &(at, kind) in guards[keep..].iter().rev() {
+            crate::stack::overflow::unregister(at);
+            // A failure would leave the page guarded: the arena would then
+            // fault on it rather than hand out memory it cannot use; that is
+            // fatal but not unsound. munmap of the chunk still works.
+            // SAFETY: `at` is a page this arena guarded with `kind`, inside
+            // one of its chunks; no stack on it is alive (the caller is
+            // giving up every block made since).
+            if unsafe { sys::unguard(NonNull::new_unchecked(at as *mut u8), page, kind) }.is_err() {
+                sys::write_stderr(b"fiberalloc: could not remove an arena stack's guard page\n");
+                std::process::abort();
+            }
+        }
+        guards.truncate(keep);
+        self.stack_guard_count.set(keep);
+        self.stack_guards.set(guards);
     }
 
     /// Fills the used part of chunk `c` (up to `used_end`) with poison.
@@ -793,6 +874,7 @@ impl<P: Policy> Arena<P> {
     /// No block handed out by this arena is used again, and no scope of it
     /// is open.
     pub(crate) unsafe fn reset_shared(&self) {
+        self.unguard_stacks(0);
         self.note_peak();
         let current = self.current.get();
         // No chunk, or one that is current (so no spare or big one): rewind
@@ -948,6 +1030,7 @@ impl<P: Policy> Arena<P> {
 
 impl<P: Policy> Drop for Arena<P> {
     fn drop(&mut self) {
+        self.unguard_stacks(0);
         // Every chunk goes back to the cache; nothing is kept.
         let current = self.current.get();
         if self.chunks.get() == 0 || (self.chunks.get() == 1 && !ChunkHeader::is_sentinel(current)) {
@@ -986,5 +1069,41 @@ impl<P: Policy> Drop for Arena<P> {
 impl<P: Policy> core::fmt::Debug for Arena<P> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Arena").field("stats", &self.stats()).finish()
+    }
+}
+
+/// A fiber stack carved from an [`Arena`] by [`Arena::alloc_stack`]; derefs
+/// to [`FiberStack`]. It borrows the arena, so the arena cannot be reset
+/// while the stack lives.
+pub struct ArenaStack<'a, P: Policy = Fast> {
+    stack: FiberStack,
+    _arena: PhantomData<&'a Arena<P>>,
+}
+
+impl<P: Policy> core::ops::Deref for ArenaStack<'_, P> {
+    type Target = FiberStack;
+    fn deref(&self) -> &FiberStack {
+        &self.stack
+    }
+}
+
+impl<P: Policy> core::fmt::Debug for ArenaStack<'_, P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.stack.fmt(f)
+    }
+}
+
+// SAFETY: as for `FiberStack` (see `stack`): page-aligned bounds, a guard
+// page below at least MIN_STACK_SIZE usable bytes, and memory that stays
+// mapped and unused by others while the value (which borrows the arena)
+// lives.
+#[cfg(feature = "corosensei")]
+unsafe impl<P: Policy> corosensei::stack::Stack for ArenaStack<'_, P> {
+    fn base(&self) -> corosensei::stack::StackPointer {
+        corosensei::stack::Stack::base(&self.stack)
+    }
+
+    fn limit(&self) -> corosensei::stack::StackPointer {
+        corosensei::stack::Stack::limit(&self.stack)
     }
 }

@@ -48,8 +48,10 @@ pub mod collections;
 mod global;
 mod local;
 pub mod policy;
+pub mod pool;
 mod region;
 mod shared;
+pub mod stack;
 mod stats;
 mod sync;
 mod sys;
@@ -73,8 +75,14 @@ pub mod __internals {
     pub fn mappings_made() -> usize {
         crate::sys::mappings_made()
     }
+
+    /// Whether guard pages are `MADV_GUARD_INSTALL` markers (`Some(true)`),
+    /// `mprotect` (`Some(false)`), or not known yet (`None`).
+    pub fn guard_markers() -> Option<bool> {
+        crate::sys::guard_markers()
+    }
 }
-pub use arena::Arena;
+pub use arena::{Arena, ArenaStack};
 #[cfg(not(fiberalloc_loom))]
 pub use global::{GlobalArena, GlobalStats};
 pub use local::scoped;

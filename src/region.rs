@@ -43,6 +43,15 @@ impl Region {
         let high = if high_guard { page } else { 0 };
         let total =
             usable.checked_add(low + high).filter(|&t| t <= isize::MAX as usize).ok_or_else(invalid)?;
+        if (low != 0 || high != 0) && sys::guard_markers() == Some(false) {
+            // No guard markers: reserve everything with no access, own it,
+            // then open only the usable part (the guards stay closed).
+            let base = sys::reserve(total)?;
+            let region = Region { base, total, low, high, guard: Some(GuardKind::Protect) };
+            // SAFETY: the usable part of the reservation just made.
+            unsafe { sys::commit(region.start(), usable)? };
+            return Ok(region);
+        }
         let base = sys::map(total)?;
         let mut region = Region { base, total, low, high, guard: None };
         if low != 0 {

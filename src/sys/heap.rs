@@ -91,6 +91,23 @@ pub unsafe fn unguard(_ptr: NonNull<u8>, _size: usize, _kind: GuardKind) -> io::
     Ok(())
 }
 
+/// The heap cannot tell residency: a page counts as touched when it holds
+/// a non-zero byte (mappings start zeroed).
+///
+/// # Safety
+/// The range lies in a mapping the caller owns and nothing writes it
+/// meanwhile.
+#[allow(dead_code)]
+pub unsafe fn resident(ptr: NonNull<u8>, out: &mut [bool]) -> io::Result<()> {
+    let page = page_size();
+    for (i, o) in out.iter_mut().enumerate() {
+        // SAFETY: page `i` lies in the caller's mapping, readable here.
+        let bytes = unsafe { core::slice::from_raw_parts(ptr.as_ptr().add(i * page), page) };
+        *o = bytes.iter().any(|&b| b != 0);
+    }
+    Ok(())
+}
+
 /// Guard markers are never in use under Miri.
 #[allow(dead_code)]
 pub fn guard_markers() -> Option<bool> {

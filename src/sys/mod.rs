@@ -39,6 +39,11 @@ mod heap;
 #[cfg(any(miri, fiberalloc_loom))]
 pub(crate) use heap::*;
 
+// The fault handler behind the fiber-stack overflow reporter (real signals
+// only: not under Miri or loom).
+#[cfg(all(unix, not(any(miri, fiberalloc_loom))))]
+pub(crate) mod signal;
+
 // Thread-exit hooks for `GlobalArena` (not under loom: no statics there).
 #[cfg(not(fiberalloc_loom))]
 mod thread;

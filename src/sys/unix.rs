@@ -188,6 +188,30 @@ pub unsafe fn unguard(ptr: NonNull<u8>, size: usize, kind: GuardKind) -> io::Res
     }
 }
 
+/// Fills `out[i]` with whether page `i` of `ptr..ptr + out.len() pages` is
+/// resident (`mincore`).
+///
+/// # Safety
+/// The range lies in a mapping the caller owns.
+#[allow(dead_code)]
+pub unsafe fn resident(ptr: NonNull<u8>, out: &mut [bool]) -> io::Result<()> {
+    let page = page_size();
+    let mut vec = [0u8; 64];
+    for (i, part) in out.chunks_mut(vec.len()).enumerate() {
+        let at = ptr.as_ptr().wrapping_add(i * vec.len() * page);
+        // SAFETY: `at..at + part.len() pages` lies in the caller's mapping,
+        // and `vec` has room for one byte per page of it.
+        let r = unsafe { libc::mincore(at.cast(), part.len() * page, vec.as_mut_ptr().cast()) };
+        if r != 0 {
+            return Err(last_error());
+        }
+        for (o, v) in part.iter_mut().zip(vec) {
+            *o = v & 1 != 0;
+        }
+    }
+    Ok(())
+}
+
 /// Whether guard markers are in use (for tests and stats): `Some(true)` once
 /// the kernel accepted one, `Some(false)` once it refused, `None` before.
 #[allow(dead_code)]
