@@ -789,7 +789,7 @@ impl<P: Policy> Arena<P> {
         // bytes above it are a block of this arena, which stays mapped and
         // unused by others while the `ArenaStack` borrows the arena (reset
         // needs `&mut`, a scope ends only after its closure).
-        let stack = unsafe { FiberStack::view(block, page, NonNull::new_unchecked(top)) };
+        let stack = unsafe { FiberStack::view(block, NonNull::new_unchecked(top)) };
         Ok(ArenaStack { stack, _arena: PhantomData })
     }
 

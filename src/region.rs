@@ -94,6 +94,14 @@ impl Region {
         self.guard
     }
 
+    /// Gives the mapping up to the caller as `(base, total bytes)`, guards
+    /// included; the caller unmaps it (`sys::release`) when done.
+    pub(crate) fn into_mapping(self) -> (NonNull<u8>, usize) {
+        let m = (self.base, self.total);
+        core::mem::forget(self);
+        m
+    }
+
     /// Gives the region up without unmapping it; [`Region::from_raw`]
     /// takes it back.
     pub(crate) fn into_raw(self) -> RawRegion {

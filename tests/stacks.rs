@@ -85,6 +85,28 @@ fn a_returned_stack_is_handed_out_again() {
 }
 
 #[test]
+fn pool_statistics_follow_the_stacks() {
+    let pool = StackPool::new(64 << 10);
+    let size = pool.stack_size();
+    let held: Vec<_> = (0..20).map(|_| pool.get().unwrap()).collect();
+    let s = pool.stats();
+    assert_eq!((s.hits, s.misses, s.cached, s.resident_bytes), (0, 20, 0, 0), "{s:?}");
+    assert!(s.mapped_bytes >= 20 * (size + 4096), "{s:?}");
+    drop(held);
+    // 16 in the hot cache, 4 in this thread's cache for the pool.
+    let s = pool.stats();
+    assert_eq!((s.cached, s.resident_bytes), (20, 20 * size), "{s:?}");
+    let again: Vec<_> = (0..5).map(|_| pool.get().unwrap()).collect();
+    let s = pool.stats();
+    assert_eq!((s.hits, s.misses, s.cached, s.resident_bytes), (5, 20, 15, 15 * size), "{s:?}");
+    // Seen from another thread too.
+    let seen = std::thread::scope(|sc| sc.spawn(|| pool.stats()).join().unwrap());
+    assert_eq!(seen, s);
+    drop(again);
+    assert_eq!(pool.stats().cached, 20);
+}
+
+#[test]
 fn pooled_stacks_outlive_the_pool_handle_and_cross_threads() {
     let pool = StackPool::new(128 << 10);
     let stacks: Vec<_> = (0..8).map(|_| pool.get().unwrap()).collect();

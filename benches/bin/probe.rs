@@ -2,7 +2,8 @@
 //! `probe CONTENDER ROW N` runs N operations of ROW (`typed`: an `alloc(u64)`;
 //! `warm`: new arena + one allocation + drop; `exact`: `reserve_exact(1)` +
 //! push on each allocator's own vector; `push`: a plain push on it; `runtime`:
-//! an allocation of a runtime layout from the sizes of the criterion row).
+//! an allocation of a runtime layout from the sizes of the criterion row;
+//! `stackpool`: a `StackPool` get and put, fiberalloc only).
 //! The script runs each twice with
 //! different N and divides the difference, so start-up costs cancel out.
 use fiberalloc::Arena;
@@ -35,6 +36,13 @@ fn main() {
             let a = blink_alloc::Blink::with_chunk_size(n * 8 + 4096);
             for i in 0..n {
                 black_box(a.put(black_box(i as u64)));
+            }
+        }
+        ("fiberalloc", "stackpool") => {
+            let pool = fiberalloc::stack::StackPool::new(64 << 10);
+            drop(pool.get().unwrap());
+            for _ in 0..n {
+                drop(black_box(pool.get().unwrap()));
             }
         }
         ("fiberalloc", "warm") => {

@@ -56,10 +56,9 @@ pub struct FiberStack {
     top: NonNull<u8>,
     /// The lowest byte, guard included.
     bottom: NonNull<u8>,
-    /// Bytes of guard at the bottom.
-    guard: usize,
-    /// The mapping, for a stack of its own.
-    owned: Option<Region>,
+    /// Bytes of the mapping starting at `bottom`, for a stack of its own
+    /// (unmapped on drop); 0 for a view.
+    mapped: usize,
 }
 
 // SAFETY: a `FiberStack` is the unique owner of its mapping (or a view
@@ -88,25 +87,25 @@ impl FiberStack {
         let size = crate::align::align_up(usable_size.max(MIN_STACK_SIZE), page)
             .filter(|&s| s <= isize::MAX as usize - 2 * page)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "fiber stack size out of range"))?;
+        // The region unmaps the mapping if installing a guard fails; once
+        // it is built, the stack takes the mapping over.
         let region = Region::new(size, true, high_guard)?;
         let top = region.usable_end();
-        let bottom = region.start().as_ptr().wrapping_sub(page);
-        overflow::register(bottom as usize, top.as_ptr() as usize);
-        // SAFETY: the guard page lies just below the usable start, inside
-        // the mapping: not null.
-        let bottom = unsafe { NonNull::new_unchecked(bottom) };
-        Ok(FiberStack { top, bottom, guard: page, owned: Some(region) })
+        let (bottom, mapped) = region.into_mapping();
+        overflow::register(bottom.as_ptr() as usize, top.as_ptr() as usize);
+        Ok(FiberStack { top, bottom, mapped })
     }
 
     /// A view of a stack whose memory someone else owns.
     ///
     /// # Safety
-    /// `bottom..bottom + guard` is a guard page (registered with the
-    /// overflow reporter by the owner, if at all) and `bottom + guard..top`
+    /// `bottom..bottom + page` is a guard page (registered with the
+    /// overflow reporter by the owner, if at all) and `bottom + page..top`
     /// is readable and writable memory that stays so, unused by anyone
     /// else, for as long as the view lives.
-    pub(crate) unsafe fn view(bottom: NonNull<u8>, guard: usize, top: NonNull<u8>) -> FiberStack {
-        FiberStack { top, bottom, guard, owned: None }
+    #[inline(always)]
+    pub(crate) unsafe fn view(bottom: NonNull<u8>, top: NonNull<u8>) -> FiberStack {
+        FiberStack { top, bottom, mapped: 0 }
     }
 
     /// The highest address of the stack (stacks grow down from here);
@@ -125,13 +124,13 @@ impl FiberStack {
     /// Usable bytes between the guard page and [`base`](Self::base).
     #[inline]
     pub fn usable_size(&self) -> usize {
-        self.top.as_ptr() as usize - self.bottom.as_ptr() as usize - self.guard
+        self.top.as_ptr() as usize - self.bottom.as_ptr() as usize - self.guard_size()
     }
 
-    /// Bytes of guard below the usable part.
+    /// Bytes of guard below the usable part: one page.
     #[inline]
     pub fn guard_size(&self) -> usize {
-        self.guard
+        sys::page_size()
     }
 
     /// How deep the stack has ever been used: the bytes from
@@ -143,7 +142,7 @@ impl FiberStack {
     /// tables), a page counts once it holds a non-zero byte.
     pub fn high_water_mark(&self) -> usize {
         let page = sys::page_size();
-        let low = self.bottom.as_ptr() as usize + self.guard;
+        let low = self.bottom.as_ptr() as usize + page;
         let pages = self.usable_size() / page;
         let mut buf = [false; 256];
         let mut done = 0;
@@ -167,10 +166,14 @@ impl FiberStack {
 
 impl Drop for FiberStack {
     fn drop(&mut self) {
-        if self.owned.is_some() {
+        if self.mapped != 0 {
             overflow::unregister(self.bottom.as_ptr() as usize);
+            // munmap cannot fail on a whole mapping of ours; if it did, the
+            // range would leak, which is safe.
+            // SAFETY: `bottom..bottom + mapped` is the mapping this stack
+            // took over from its region, and nothing refers to it now.
+            let _ = unsafe { sys::release(self.bottom, self.mapped) };
         }
-        // The region (if owned) unmaps itself.
     }
 }
 

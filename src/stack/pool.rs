@@ -5,10 +5,11 @@
 //! several to a mapping and a returned stack keeps its guard. In front of
 //! that:
 //!
-//! - a per-thread cache of up to [`THREAD_CACHE`] returned stacks (across
-//!   pools and classes): `get` and the drop of a [`PooledStack`] touch only
-//!   thread-local data there, with no lock and no atomic read-modify-write
-//!   except the statistics counters;
+//! - a per-thread cache of up to [`THREAD_CACHE`] returned stacks per pool:
+//!   `get` and the drop of a [`PooledStack`] touch only thread-local data
+//!   there, with no lock and no atomic read-modify-write (the thread's
+//!   counters for the pool are atomics only it writes, with plain loads and
+//!   stores, which [`StackPool::stats`] sums);
 //! - a shared list per class of warm stacks (returned and still resident),
 //!   bounded by [`StackPoolOptions::max_cached_bytes`]: a stack that would
 //!   go past it has its pages released (`MADV_DONTNEED`) and goes back to
@@ -24,13 +25,14 @@ use super::FiberStack;
 use crate::pool::{BlockPool, BlockPoolOptions};
 use crate::sync::Mutex;
 use crate::sys;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
-use std::ptr::NonNull;
+use std::mem::ManuallyDrop;
+use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-/// Returned stacks a thread keeps for itself, across all pools.
+/// Returned stacks a thread keeps for itself, per pool.
 pub const THREAD_CACHE: usize = 16;
 /// Size classes: usable sizes of `page << k` for `k < CLASSES`.
 const CLASSES: usize = 32;
@@ -99,13 +101,19 @@ unsafe impl Send for Class {}
 unsafe impl Sync for Class {}
 
 struct Shared {
+    /// The page size, read once.
+    page: usize,
     default_class: usize,
     options: StackPoolOptions,
     classes: [Class; CLASSES],
+    /// Counters of the shared lists, and of threads that let go of the
+    /// pool (read-modify-writes).
     hits: AtomicU64,
     misses: AtomicU64,
     cached: AtomicUsize,
     resident: AtomicUsize,
+    /// The counters of each thread cache holding this pool's stacks.
+    threads: Mutex<Vec<Arc<ThreadCounters>>>,
     /// `StackPool` handles alive (stacks not counted).
     handles: AtomicUsize,
     /// Set when the last `StackPool` handle is dropped: thread caches let
@@ -114,8 +122,9 @@ struct Shared {
 }
 
 impl Shared {
-    fn class_size(class: usize) -> usize {
-        sys::page_size() << class
+    #[inline(always)]
+    fn class_size(&self, class: usize) -> usize {
+        self.page << class
     }
 
     fn blocks(&self, class: usize) -> io::Result<&BlockPool> {
@@ -125,36 +134,47 @@ impl Shared {
         }
         let prealloc = if class == self.default_class { self.options.prealloc } else { 0 };
         let options = BlockPoolOptions { guard_pages: true, prealloc, blocks_per_chunk: 0 };
-        let made = BlockPool::build(Self::class_size(class), options, true)?;
+        let made = BlockPool::build(self.class_size(class), options, true)?;
         // A racing thread may have set it first: then ours is dropped.
         Ok(c.blocks.get_or_init(|| made))
     }
 
     /// Applies the pool's return policy to a stack's usable memory.
-    fn prepare(&self, class: usize, block: NonNull<u8>) -> bool {
-        let size = Self::class_size(class);
+    #[inline(always)]
+    fn prepare(&self, class: usize, block: NonNull<u8>) {
+        let size = self.class_size(class);
         match self.options.on_return {
-            OnReturn::Keep => true,
+            OnReturn::Keep => {}
             OnReturn::Zero => {
                 // SAFETY: the block's usable bytes are ours (the stack was
                 // returned) and writable.
                 unsafe { block.as_ptr().write_bytes(0, size) };
-                true
             }
-            // SAFETY: as above; nothing relies on the contents any more.
-            OnReturn::Release => unsafe { sys::decommit(block, size) }.is_err(),
+            OnReturn::Release => {
+                // A failure leaves the pages resident, which is harmless
+                // (only the statistics then undercount).
+                // SAFETY: as above; nothing relies on the contents any more.
+                let _ = unsafe { sys::decommit(block, size) };
+            }
         }
     }
 
-    /// Takes a returned stack (already counted in `cached`, and in
-    /// `resident` when `resident`) into the shared lists: warm while the
-    /// resident bytes are within the cap, else released and cold.
-    fn put_shared(&self, class: usize, block: NonNull<u8>, resident: bool) {
-        let size = Self::class_size(class);
+    /// Whether returned stacks stay resident (all but [`OnReturn::Release`]).
+    #[inline(always)]
+    fn keeps_resident(&self) -> bool {
+        self.options.on_return != OnReturn::Release
+    }
+
+    /// Takes a returned stack into the shared lists: warm while the
+    /// resident bytes stay within the cap, else released and cold.
+    fn put_shared(&self, class: usize, block: NonNull<u8>) {
+        let size = self.class_size(class);
+        let resident = self.keeps_resident();
         // Relaxed: a budget and statistics, not a synchronisation point
         // (the lists have their own locks).
+        self.cached.fetch_add(1, Ordering::Relaxed);
         if resident {
-            if self.resident.load(Ordering::Relaxed) <= self.options.max_cached_bytes {
+            if self.resident.fetch_add(size, Ordering::Relaxed) + size <= self.options.max_cached_bytes {
                 lock(&self.classes[class].warm).push(block);
                 return;
             }
@@ -175,7 +195,7 @@ impl Shared {
     fn get_shared(&self, class: usize) -> io::Result<NonNull<u8>> {
         // Relaxed: statistics.
         if let Some(b) = lock(&self.classes[class].warm).pop() {
-            self.resident.fetch_sub(Self::class_size(class), Ordering::Relaxed);
+            self.resident.fetch_sub(self.class_size(class), Ordering::Relaxed);
             self.cached.fetch_sub(1, Ordering::Relaxed);
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(b);
@@ -194,31 +214,192 @@ fn lock<T>(m: &Mutex<T>) -> crate::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// One thread's counters for one pool. Only that thread writes them, with
+/// a relaxed load and store (no read-modify-write); `stats` reads them
+/// from any thread.
+#[derive(Default)]
+struct ThreadCounters {
+    hits: AtomicU64,
+    /// Stacks in the thread's per-pool cache, and their resident bytes.
+    cached: AtomicUsize,
+    resident: AtomicUsize,
+    /// Stacks in the thread's hot cache while it holds this pool's, and
+    /// their class (published with plain stores as the cache changes).
+    hot_len: AtomicUsize,
+    hot_class: AtomicUsize,
+    /// Hits served by the hot cache since it took this pool.
+    hot_hits: AtomicU64,
+}
+
+/// Adds `delta` (wrapping) to a counter only the calling thread writes.
+#[inline(always)]
+fn bump(counter: &AtomicUsize, delta: usize) {
+    // Relaxed: statistics; no other thread writes this counter.
+    counter.store(counter.load(Ordering::Relaxed).wrapping_add(delta), Ordering::Relaxed);
+}
+
+/// A thread's hot cache: up to [`THREAD_CACHE`] returned stacks of one
+/// pool and class (the last one whose stack this thread returned when the
+/// hot cache was empty), in plain cells of a const thread-local, so that
+/// the common "take a stack, run a fiber, give it back" loop costs a few
+/// loads and stores. Its statistics (length and hits) are published to the
+/// thread's counters for the pool with plain stores as they change.
+///
+/// Invariants: when `pool` is not null, this thread's [`ThreadStacks`]
+/// holds a [`PoolCache`] for that pool (which keeps the pool's `Shared`
+/// and `counters` alive, so neither pointer dangles and the address is
+/// not reused); the cache owns `len` strong counts of `pool` (one per
+/// stack, taken from the returned `PooledStack`s), and `blocks[..len]`
+/// are stacks of class `class` that nobody uses.
+struct Hot {
+    pool: Cell<*const Shared>,
+    class: Cell<usize>,
+    counters: Cell<*const ThreadCounters>,
+    len: Cell<usize>,
+    /// Hits served since the cache took its pool.
+    hits: Cell<u64>,
+    blocks: [Cell<*mut u8>; THREAD_CACHE],
+}
+
+thread_local! {
+    static HOT: Hot = const {
+        Hot {
+            pool: Cell::new(ptr::null()),
+            class: Cell::new(0),
+            counters: Cell::new(ptr::null()),
+            len: Cell::new(0),
+            hits: Cell::new(0),
+            blocks: [const { Cell::new(ptr::null_mut()) }; THREAD_CACHE],
+        }
+    };
+}
+
+impl Hot {
+    /// Moves the hot cache's hits into `counters.hits` (this thread's
+    /// counters for the hot cache's pool), as it lets go of the pool.
+    fn publish_hits(&self, counters: &ThreadCounters) {
+        let h = self.hits.replace(0);
+        // Relaxed: only this thread writes its counters. A `stats` call
+        // between the two stores may miss these hits, never count them
+        // twice.
+        counters.hot_hits.store(0, Ordering::Relaxed);
+        counters.hits.store(counters.hits.load(Ordering::Relaxed) + h, Ordering::Relaxed);
+    }
+
+    /// Gives the hot stacks back to their pool's shared lists and empties
+    /// the cache, if it is for `pool` (any pool when `pool` is null).
+    /// Called while the pool's [`PoolCache`] still exists.
+    fn drain(&self, pool: *const Shared) {
+        let p = self.pool.get();
+        if p.is_null() || (!pool.is_null() && p != pool) {
+            return;
+        }
+        // SAFETY: per the invariants, `p` is alive (its PoolCache holds it).
+        let shared = unsafe { &*p };
+        // SAFETY: as above, for the counters.
+        let counters = unsafe { &*self.counters.get() };
+        self.publish_hits(counters);
+        let class = self.class.get();
+        for i in 0..self.len.get() {
+            // SAFETY: `blocks[..len]` are unused stacks of `class`.
+            shared.put_shared(class, unsafe { NonNull::new_unchecked(self.blocks[i].get()) });
+            // SAFETY: the cache owned one strong count per stack.
+            drop(unsafe { Arc::from_raw(p) });
+        }
+        // Relaxed: statistics, written by this thread only.
+        counters.hot_len.store(0, Ordering::Relaxed);
+        self.len.set(0);
+        self.pool.set(ptr::null());
+        self.counters.set(ptr::null());
+    }
+}
+
 /// One stack in a thread cache.
 struct Entry {
     pool: Arc<Shared>,
     class: usize,
     block: NonNull<u8>,
-    resident: bool,
 }
 
-/// A thread's cache of returned stacks; gives them back to their pools
-/// when the thread exits.
-struct ThreadStacks(Vec<Entry>);
+/// A thread's cache for one pool.
+struct PoolCache {
+    pool: Arc<Shared>,
+    counters: Arc<ThreadCounters>,
+    stacks: Vec<Entry>,
+}
+
+impl PoolCache {
+    /// Gives every stack to the pool's shared lists and folds this thread's
+    /// counters into the pool's.
+    fn give_back(self) {
+        for e in self.stacks {
+            e.pool.put_shared(e.class, e.block);
+        }
+        lock(&self.pool.threads).retain(|c| !Arc::ptr_eq(c, &self.counters));
+        // Relaxed: statistics. A `stats` call may miss these hits between
+        // the removal above and this add; it never counts them twice.
+        self.pool.hits.fetch_add(self.counters.hits.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+}
+
+/// Counts pools closed so far in the process: a thread cache sweeps only
+/// when it changed since its last look.
+static CLOSED_POOLS: AtomicUsize = AtomicUsize::new(0);
+
+/// A thread's caches of returned stacks, and the `CLOSED_POOLS` it last
+/// swept at; gives the stacks back to their pools when the thread exits.
+struct ThreadStacks(Vec<PoolCache>, usize);
 
 impl ThreadStacks {
-    /// Drops the entries of closed pools.
+    /// Gives back the caches of closed pools, if any pool closed since the
+    /// last sweep.
+    #[inline(always)]
     fn sweep(&mut self) {
+        // Relaxed: a late sighting only delays the sweep (and the pool's
+        // memory, not its correctness).
+        let closed = CLOSED_POOLS.load(Ordering::Relaxed);
+        if closed != self.1 {
+            self.1 = closed;
+            self.sweep_now();
+        }
+    }
+
+    #[cold]
+    fn sweep_now(&mut self) {
         // Relaxed: a late sighting only delays the sweep.
-        if self.0.iter().any(|e| e.pool.closed.load(Ordering::Relaxed)) {
-            let mut i = 0;
-            while i < self.0.len() {
-                if self.0[i].pool.closed.load(Ordering::Relaxed) {
-                    let e = self.0.swap_remove(i);
-                    e.pool.put_shared(e.class, e.block, e.resident);
-                } else {
-                    i += 1;
-                }
+        let mut i = 0;
+        while i < self.0.len() {
+            if self.0[i].pool.closed.load(Ordering::Relaxed) {
+                let _ = HOT.try_with(|h| h.drain(Arc::as_ptr(&self.0[i].pool)));
+                self.0.swap_remove(i).give_back();
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// This thread's cache for `pool`, made (and registered) if needed.
+    #[inline(always)]
+    fn cache_for(&mut self, pool: &Arc<Shared>) -> &mut PoolCache {
+        let i = match self.0.iter().position(|c| Arc::ptr_eq(&c.pool, pool)) {
+            Some(i) => i,
+            None => self.add_cache(pool),
+        };
+        &mut self.0[i]
+    }
+
+    #[cold]
+    fn add_cache(&mut self, pool: &Arc<Shared>) -> usize {
+        {
+            {
+                let counters = Arc::new(ThreadCounters::default());
+                lock(&pool.threads).push(Arc::clone(&counters));
+                self.0.push(PoolCache {
+                    pool: Arc::clone(pool),
+                    counters,
+                    stacks: Vec::with_capacity(THREAD_CACHE),
+                });
+                self.0.len() - 1
             }
         }
     }
@@ -226,14 +407,16 @@ impl ThreadStacks {
 
 impl Drop for ThreadStacks {
     fn drop(&mut self) {
-        for e in self.0.drain(..) {
-            e.pool.put_shared(e.class, e.block, e.resident);
+        // The hot cache first, while its pool's PoolCache is still here.
+        let _ = HOT.try_with(|h| h.drain(ptr::null()));
+        for c in self.0.drain(..) {
+            c.give_back();
         }
     }
 }
 
 thread_local! {
-    static THREAD_STACKS: RefCell<ThreadStacks> = const { RefCell::new(ThreadStacks(Vec::new())) };
+    static THREAD_STACKS: RefCell<ThreadStacks> = const { RefCell::new(ThreadStacks(Vec::new(), 0)) };
 }
 
 /// A pool of guarded fiber stacks (see the module docs). `Send + Sync`:
@@ -275,6 +458,7 @@ impl StackPool {
     pub fn with_options(usable_size: usize, options: StackPoolOptions) -> StackPool {
         let default_class = class_of(usable_size).unwrap_or(CLASSES);
         let shared = Shared {
+            page: sys::page_size(),
             default_class,
             options,
             classes: std::array::from_fn(|_| Class { blocks: OnceLock::new(), warm: Mutex::new(Vec::new()) }),
@@ -282,6 +466,7 @@ impl StackPool {
             misses: AtomicU64::new(0),
             cached: AtomicUsize::new(0),
             resident: AtomicUsize::new(0),
+            threads: Mutex::new(Vec::new()),
             handles: AtomicUsize::new(1),
             closed: AtomicBool::new(false),
         };
@@ -297,7 +482,7 @@ impl StackPool {
 
     /// The usable size of the pool's stacks (the class its size rounds to).
     pub fn stack_size(&self) -> usize {
-        Shared::class_size(self.shared.default_class.min(CLASSES - 1))
+        self.shared.class_size(self.shared.default_class.min(CLASSES - 1))
     }
 
     /// A stack of the pool's size: from this thread's cache, else from the
@@ -314,39 +499,77 @@ impl StackPool {
 
     #[inline]
     fn get_class(&self, class: usize) -> io::Result<PooledStack> {
+        let hot = HOT.try_with(|h| {
+            let n = h.len.get();
+            if n == 0 || h.pool.get() != Arc::as_ptr(&self.shared) || h.class.get() != class {
+                return None;
+            }
+            h.len.set(n - 1);
+            // SAFETY: per the invariants of `Hot`: the cache owns a strong
+            // count for each of its stacks, and its counters are alive.
+            let (pool, counters) = unsafe { (Arc::from_raw(h.pool.get()), &*h.counters.get()) };
+            // Relaxed: statistics, written by this thread only.
+            counters.hot_len.store(n - 1, Ordering::Relaxed);
+            let hits = h.hits.get() + 1;
+            h.hits.set(hits);
+            counters.hot_hits.store(hits, Ordering::Relaxed);
+            // SAFETY: `blocks[n - 1]` is an unused stack of `class`: not null.
+            Some(PooledStack::new(pool, class, unsafe { NonNull::new_unchecked(h.blocks[n - 1].get()) }))
+        });
+        match hot {
+            Ok(Some(s)) => Ok(s),
+            _ => self.get_slow(class),
+        }
+    }
+
+    #[inline(never)]
+    fn get_slow(&self, class: usize) -> io::Result<PooledStack> {
         if class >= CLASSES {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "fiber stack size out of range"));
         }
         let cached = THREAD_STACKS.try_with(|t| {
             let mut t = t.try_borrow_mut().ok()?;
-            let i = t.0.iter().rposition(|e| e.class == class && Arc::ptr_eq(&e.pool, &self.shared))?;
-            Some(t.0.swap_remove(i))
+            let c = t.0.iter_mut().find(|c| Arc::ptr_eq(&c.pool, &self.shared))?;
+            let i = c.stacks.iter().rposition(|e| e.class == class)?;
+            let e = c.stacks.swap_remove(i);
+            // Relaxed: only this thread writes its counters.
+            c.counters.hits.store(c.counters.hits.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            bump(&c.counters.cached, usize::MAX);
+            if self.shared.keeps_resident() {
+                bump(&c.counters.resident, self.shared.class_size(class).wrapping_neg());
+            }
+            Some(e)
         });
         let (pool, block) = match cached {
-            Ok(Some(e)) => {
-                // Relaxed: statistics.
-                if e.resident {
-                    self.shared.resident.fetch_sub(Shared::class_size(class), Ordering::Relaxed);
-                }
-                self.shared.cached.fetch_sub(1, Ordering::Relaxed);
-                self.shared.hits.fetch_add(1, Ordering::Relaxed);
-                (e.pool, e.block)
-            }
+            Ok(Some(e)) => (e.pool, e.block),
             _ => (Arc::clone(&self.shared), self.shared.get_shared(class)?),
         };
         Ok(PooledStack::new(pool, class, block))
     }
 
-    /// A snapshot of the pool's counters.
+    /// A snapshot of the pool's counters. Cheap enough to sample now and
+    /// then: it takes the pool's list of thread counters under its lock
+    /// and sums them.
     pub fn stats(&self) -> StackPoolStats {
         let s = &self.shared;
-        StackPoolStats {
+        // Relaxed: statistics.
+        let mut stats = StackPoolStats {
             hits: s.hits.load(Ordering::Relaxed),
             misses: s.misses.load(Ordering::Relaxed),
             cached: s.cached.load(Ordering::Relaxed),
             resident_bytes: s.resident.load(Ordering::Relaxed),
             mapped_bytes: s.classes.iter().filter_map(|c| c.blocks.get()).map(BlockPool::mapped_bytes).sum(),
+        };
+        for t in lock(&s.threads).iter() {
+            let hot = t.hot_len.load(Ordering::Relaxed);
+            let hot_bytes =
+                if s.keeps_resident() { hot * s.class_size(t.hot_class.load(Ordering::Relaxed)) } else { 0 };
+            stats.hits += t.hits.load(Ordering::Relaxed) + t.hot_hits.load(Ordering::Relaxed);
+            stats.cached = stats.cached.wrapping_add(t.cached.load(Ordering::Relaxed)) + hot;
+            stats.resident_bytes =
+                stats.resident_bytes.wrapping_add(t.resident.load(Ordering::Relaxed)) + hot_bytes;
         }
+        stats
     }
 }
 
@@ -357,6 +580,7 @@ impl Drop for StackPool {
             // Relaxed: a hint for thread caches; a late sighting only
             // delays a sweep.
             self.shared.closed.store(true, Ordering::Relaxed);
+            CLOSED_POOLS.fetch_add(1, Ordering::Relaxed);
             let _ = THREAD_STACKS.try_with(|t| {
                 if let Ok(mut t) = t.try_borrow_mut() {
                     t.sweep();
@@ -386,29 +610,41 @@ fn class_of(usable_size: usize) -> Option<usize> {
 
 /// A stack from a [`StackPool`]; goes back to its pool when dropped (even
 /// if the pool handle is gone). Derefs to [`FiberStack`].
+///
+/// It is kept small (four words: corosensei moves the stack value into
+/// and out of each coroutine, and a larger one measurably slows that): the
+/// block and the size class are worked out from the stack's bounds.
 pub struct PooledStack {
     stack: FiberStack,
-    pool: Option<Arc<Shared>>,
-    class: usize,
+    /// Taken (once) by `drop`.
+    pool: ManuallyDrop<Arc<Shared>>,
 }
 
 impl PooledStack {
+    #[inline(always)]
     fn new(pool: Arc<Shared>, class: usize, block: NonNull<u8>) -> PooledStack {
-        let page = sys::page_size();
-        let size = Shared::class_size(class);
+        let page = pool.page;
+        let size = pool.class_size(class);
         // SAFETY: a block of the class's block pool: a guard page below it
         // (registered with the reporter by the block pool) and `size`
         // writable bytes above, ours until this value gives them back.
         let stack = unsafe {
             FiberStack::view(
                 NonNull::new_unchecked(block.as_ptr().wrapping_sub(page)),
-                page,
                 NonNull::new_unchecked(block.as_ptr().wrapping_add(size)),
             )
         };
-        PooledStack { stack, pool: Some(pool), class }
+        PooledStack { stack, pool: ManuallyDrop::new(pool) }
     }
 }
+
+// SAFETY: a `PooledStack` owns its stack until dropped (like a
+// `FiberStack`) and a strong count of its pool's shared state, which is
+// `Send + Sync`; its drop works from any thread (it returns the stack
+// through that thread's caches).
+unsafe impl Send for PooledStack {}
+// SAFETY: `&PooledStack` gives only `&FiberStack`, which is `Sync`.
+unsafe impl Sync for PooledStack {}
 
 impl core::ops::Deref for PooledStack {
     type Target = FiberStack;
@@ -419,31 +655,97 @@ impl core::ops::Deref for PooledStack {
 }
 
 impl Drop for PooledStack {
+    #[inline]
     fn drop(&mut self) {
-        let Some(pool) = self.pool.take() else { return };
-        let page = self.stack.guard_size();
-        // SAFETY: the usable start of the stack, inside its block: not null.
-        let block = unsafe { NonNull::new_unchecked(self.stack.limit().as_ptr().wrapping_add(page)) };
-        let resident = pool.prepare(self.class, block);
-        // Relaxed: statistics.
-        pool.cached.fetch_add(1, Ordering::Relaxed);
-        if resident {
-            pool.resident.fetch_add(Shared::class_size(self.class), Ordering::Relaxed);
+        // SAFETY: taken once, here; `self.pool` is not used afterwards.
+        let pool = unsafe { ManuallyDrop::take(&mut self.pool) };
+        let (bottom, top) = (self.stack.limit().as_ptr() as usize, self.stack.base().as_ptr() as usize);
+        // The usable size is `page << class`.
+        let class = (((top - bottom) >> pool.page.trailing_zeros()) - 1).trailing_zeros() as usize;
+        // SAFETY: the usable start, inside the stack's block: not null.
+        let block = unsafe { NonNull::new_unchecked(self.stack.limit().as_ptr().wrapping_add(pool.page)) };
+        pool.prepare(class, block);
+        // The hot cache, if it is for this pool and class and has room: it
+        // takes over the strong count.
+        // Relaxed: a hint; a stack cached for a pool closed meanwhile goes
+        // back at the next sweep.
+        let closed = pool.closed.load(Ordering::Relaxed);
+        let raw = Arc::into_raw(pool);
+        let taken = HOT.try_with(|h| {
+            let n = h.len.get();
+            if h.pool.get() != raw || h.class.get() != class || n == THREAD_CACHE || closed {
+                return false;
+            }
+            h.blocks[n].set(block.as_ptr());
+            h.len.set(n + 1);
+            // SAFETY: `pool` is not null, so its counters are alive.
+            let counters = unsafe { &*h.counters.get() };
+            // Relaxed: statistics, written by this thread only.
+            counters.hot_len.store(n + 1, Ordering::Relaxed);
+            true
+        });
+        if taken != Ok(true) {
+            // SAFETY: `raw` came from `into_raw` just above and the hot
+            // cache did not take it.
+            Self::put_slow(unsafe { Arc::from_raw(raw) }, class, block);
         }
-        let mut entry = Some(Entry { pool, class: self.class, block, resident });
+    }
+}
+
+impl PooledStack {
+    /// Returns a stack through this thread's per-pool cache (making the
+    /// hot cache this pool's when it is empty), or the shared lists.
+    #[inline(never)]
+    fn put_slow(pool: Arc<Shared>, class: usize, block: NonNull<u8>) {
+        let mut pool = Some(pool);
         let _ = THREAD_STACKS.try_with(|t| {
-            if let Ok(mut t) = t.try_borrow_mut() {
-                t.sweep();
-                let e = entry.take().expect("taken once");
-                if t.0.len() < THREAD_CACHE && !e.pool.closed.load(Ordering::Relaxed) {
-                    t.0.push(e);
-                } else {
-                    entry = Some(e);
+            let Ok(mut t) = t.try_borrow_mut() else { return };
+            t.sweep();
+            let Some(p) = pool.take() else { return };
+            // Relaxed: as in `drop`.
+            if p.closed.load(Ordering::Relaxed) {
+                pool = Some(p);
+                return;
+            }
+            let c = t.cache_for(&p);
+            let counters = &c.counters;
+            let adopted = HOT.try_with(|h| {
+                if h.len.get() != 0 {
+                    return false;
                 }
+                // The hot cache is empty: make it this pool's. The
+                // PoolCache just found keeps the pool and counters alive;
+                // the one it was for (if any) is alive too (invariant).
+                let old = h.counters.get();
+                if !old.is_null() {
+                    // SAFETY: as just said.
+                    h.publish_hits(unsafe { &*old });
+                }
+                h.pool.set(Arc::as_ptr(&p));
+                h.class.set(class);
+                h.counters.set(Arc::as_ptr(counters));
+                h.blocks[0].set(block.as_ptr());
+                h.len.set(1);
+                // Relaxed: statistics, written by this thread only.
+                counters.hot_class.store(class, Ordering::Relaxed);
+                counters.hot_len.store(1, Ordering::Relaxed);
+                true
+            });
+            if adopted == Ok(true) {
+                // The hot cache owns this strong count now.
+                let _ = Arc::into_raw(p);
+            } else if c.stacks.len() < THREAD_CACHE {
+                bump(&c.counters.cached, 1);
+                if p.keeps_resident() {
+                    bump(&c.counters.resident, p.class_size(class));
+                }
+                c.stacks.push(Entry { pool: p, class, block });
+            } else {
+                pool = Some(p);
             }
         });
-        if let Some(e) = entry {
-            e.pool.put_shared(e.class, e.block, e.resident);
+        if let Some(p) = pool {
+            p.put_shared(class, block);
         }
     }
 }
