@@ -117,7 +117,7 @@ pub struct Arena<P: Policy = Fast> {
     byte_limit: Cell<usize>,
     /// Guard pages installed by [`Arena::alloc_stack`], oldest first, and
     /// their count (read by `mark` without touching the vector).
-    stack_guards: Cell<Vec<(usize, GuardKind)>>,
+    stack_guards: Cell<Vec<(NonNull<u8>, GuardKind)>>,
     stack_guard_count: Cell<usize>,
     _policy: PhantomData<P>,
 }
@@ -780,7 +780,7 @@ impl<P: Policy> Arena<P> {
         // and ours; nothing else refers to it.
         let kind = unsafe { sys::guard(block, page)? };
         let mut guards = self.stack_guards.take();
-        guards.push((block.as_ptr() as usize, kind));
+        guards.push((block, kind));
         self.stack_guard_count.set(guards.len());
         self.stack_guards.set(guards);
         let top = block.as_ptr().wrapping_add(page + usable);
@@ -801,14 +801,14 @@ impl<P: Policy> Arena<P> {
         let mut guards = self.stack_guards.take();
         let page = sys::page_size();
         for &(at, kind) in guards[keep..].iter().rev() {
-            crate::stack::overflow::unregister(at);
+            crate::stack::overflow::unregister(at.as_ptr() as usize);
             // A failure would leave the page guarded: the arena would then
             // fault on it rather than hand out memory it cannot use; that is
             // fatal but not unsound. munmap of the chunk still works.
             // SAFETY: `at` is a page this arena guarded with `kind`, inside
             // one of its chunks; no stack on it is alive (the caller is
             // giving up every block made since).
-            if unsafe { sys::unguard(NonNull::new_unchecked(at as *mut u8), page, kind) }.is_err() {
+            if unsafe { sys::unguard(at, page, kind) }.is_err() {
                 sys::write_stderr(b"fiberalloc: could not remove an arena stack's guard page\n");
                 std::process::abort();
             }

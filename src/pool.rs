@@ -36,8 +36,9 @@ struct Inner {
     chunks: Vec<Region>,
     /// Blocks given back, reused last-in first-out.
     free: Vec<NonNull<u8>>,
-    /// The next never-used block of the newest chunk, and how many remain.
-    next: usize,
+    /// The next never-used block of the newest chunk (with the chunk's
+    /// provenance), and how many remain.
+    next: *mut u8,
     left: usize,
 }
 
@@ -105,7 +106,12 @@ impl BlockPool {
         };
         stride.checked_mul(per_chunk).filter(|&b| b <= isize::MAX as usize / 2).ok_or_else(invalid)?;
         let pool = BlockPool {
-            inner: Mutex::new(Inner { chunks: Vec::new(), free: Vec::new(), next: 0, left: 0 }),
+            inner: Mutex::new(Inner {
+                chunks: Vec::new(),
+                free: Vec::new(),
+                next: std::ptr::null_mut(),
+                left: 0,
+            }),
             block_size,
             stride,
             guard,
@@ -122,11 +128,11 @@ impl BlockPool {
                 // order, lowest handed out first).
                 for _ in 0..n {
                     let b = inner.next;
-                    inner.next += stride;
+                    inner.next = b.wrapping_add(stride);
                     inner.left -= 1;
                     // SAFETY: `b` is a block start inside the chunk just
                     // mapped, so not null.
-                    inner.free.push(unsafe { NonNull::new_unchecked(b as *mut u8) });
+                    inner.free.push(unsafe { NonNull::new_unchecked(b) });
                 }
                 remaining -= n;
             }
@@ -163,7 +169,7 @@ impl BlockPool {
                 }
             }
         }
-        inner.next = start as usize + self.guard;
+        inner.next = start.wrapping_add(self.guard);
         inner.left = n;
         inner.chunks.push(region);
         Ok(())
@@ -194,10 +200,10 @@ impl BlockPool {
             self.map_chunk(&mut inner, self.per_chunk)?;
         }
         let b = inner.next;
-        inner.next += self.stride;
+        inner.next = b.wrapping_add(self.stride);
         inner.left -= 1;
         // SAFETY: `b` is a block start inside a mapped chunk: not null.
-        Ok((unsafe { NonNull::new_unchecked(b as *mut u8) }, true))
+        Ok((unsafe { NonNull::new_unchecked(b) }, true))
     }
 
     /// Gives a block back.

@@ -142,21 +142,20 @@ impl FiberStack {
     /// tables), a page counts once it holds a non-zero byte.
     pub fn high_water_mark(&self) -> usize {
         let page = sys::page_size();
-        let low = self.bottom.as_ptr() as usize + page;
         let pages = self.usable_size() / page;
         let mut buf = [false; 256];
         let mut done = 0;
         while done < pages {
             let n = (pages - done).min(buf.len());
-            let at = low + done * page;
+            let at = self.bottom.as_ptr().wrapping_add(page + done * page);
             // SAFETY: `at..at + n pages` lies in the usable part of the
-            // stack, which is mapped while `self` lives.
-            let ok = unsafe { sys::resident(NonNull::new_unchecked(at as *mut u8), &mut buf[..n]) };
+            // stack, which is mapped while `self` lives (so `at` is not null).
+            let ok = unsafe { sys::resident(NonNull::new_unchecked(at), &mut buf[..n]) };
             if ok.is_err() {
                 return self.usable_size();
             }
             if let Some(i) = buf[..n].iter().position(|&r| r) {
-                return self.top.as_ptr() as usize - (at + i * page);
+                return self.top.as_ptr() as usize - (at as usize + i * page);
             }
             done += n;
         }

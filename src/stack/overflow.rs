@@ -104,6 +104,8 @@ pub fn registered_guards() -> usize {
     REGISTERED.load(Ordering::Relaxed)
 }
 
+// Without real signals (Miri, loom) only the unit tests use these two.
+#[cfg_attr(any(miri, fiberalloc_loom), allow(dead_code))]
 /// Formats `n` in hexadecimal into `out` (no allocation); returns the
 /// bytes written.
 fn hex(n: usize, out: &mut [u8]) -> usize {
@@ -127,6 +129,7 @@ fn hex(n: usize, out: &mut [u8]) -> usize {
     len + 2
 }
 
+#[cfg_attr(any(miri, fiberalloc_loom), allow(dead_code))]
 /// Builds the report for a fault at `addr` on the guard page `guard` of
 /// the stack `guard + page .. top` (no allocation).
 fn report(addr: usize, guard: usize, page: usize, top: usize, out: &mut [u8; 256]) -> usize {
