@@ -488,7 +488,9 @@ fn teardown_frees_to_chunks() -> String {
         drop(boxes);
         let after = stats().chunks_in_use;
         assert!(built >= before + 5, "{n} boxes took only {} chunks", built - before);
-        assert!(after <= before + 10, "chunks in use: {before} -> {built} -> {after}");
+        // Up to 7 chunks pinned by the cache, the current one, and the one
+        // whose run of frees is not counted yet.
+        assert!(after <= before + 12, "chunks in use: {before} -> {built} -> {after}");
         format!("{n} boxes: chunks in use {before} -> {built} -> {after}, no flush")
     })
     .join()

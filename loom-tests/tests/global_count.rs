@@ -120,3 +120,33 @@ fn start_over_only_when_all_freed() {
         assert_eq!(chunk.recycled.load(Ordering::Relaxed), 1, "recycled once");
     });
 }
+
+/// A consumer thread frees two blocks of the chunk and counts them with one
+/// decrement of two (`free_remote_n`, as `GlobalArena` batches a run of
+/// frees to one chunk), racing the owner's own free and retirement. Both
+/// blocks' last uses must come before the recycling, which happens once.
+/// Weakening checked: with `free_remote_n` `Relaxed`, loom reports the data
+/// race on the first block (its last use is not ordered before the
+/// recycler's write).
+#[test]
+fn batched_remote_frees() {
+    loom::model(|| {
+        let chunk = Arc::new(Chunk::new());
+        let mut owner_live = 3usize;
+        let c = chunk.clone();
+        let t = thread::spawn(move || {
+            c.last_use(1);
+            c.last_use(2);
+            if c.count.free_remote_n(2) {
+                c.recycle();
+            }
+        });
+        chunk.last_use(0);
+        owner_live -= 1;
+        if chunk.count.retire(owner_live) {
+            chunk.recycle();
+        }
+        t.join().unwrap();
+        assert_eq!(chunk.recycled.load(Ordering::Relaxed), 1, "recycled once");
+    });
+}

@@ -16,6 +16,10 @@
 //! never recycled while its owner may still hand out blocks from it, and
 //! never while a block is live.
 //!
+//! A thread that frees several blocks of one chunk in a row may count them
+//! with one decrement ([`RemoteCount::free_remote_n`]); until it does, they
+//! count as live, so the chunk is recycled later, never earlier.
+//!
 //! Orderings: every decrement and the retiring add are `AcqRel`. The
 //! release half publishes the thread's last use of its block (or the
 //! owner's header writes); the read-modify-writes form one release
@@ -53,8 +57,19 @@ impl RemoteCount {
     /// chunk: the caller must recycle the chunk.
     #[inline]
     pub fn free_remote(&self) -> bool {
+        self.free_remote_n(1)
+    }
+
+    /// `n` blocks of the chunk, freed by one thread that does not own it,
+    /// counted in one decrement (each block's last use by that thread comes
+    /// before it in program order, so the release covers them all).
+    /// Returns `true` when they were the last live blocks of a retired
+    /// chunk: the caller must recycle the chunk.
+    #[inline]
+    pub fn free_remote_n(&self, n: usize) -> bool {
+        let n = n as isize;
         // AcqRel: see the module docs.
-        self.debt.fetch_sub(1, Ordering::AcqRel) == 1
+        self.debt.fetch_sub(n, Ordering::AcqRel) == n
     }
 
     /// The owner lets go of the chunk, having counted `owner_live` blocks
