@@ -1043,7 +1043,10 @@ pub struct GlobalStats {
     /// Free chunks whose memory went back to the OS (address space kept).
     pub chunks_decommitted: usize,
     /// Bytes of chunks that their owner has retired but that still hold a
-    /// live block or a block in some thread's cache of freed blocks.
+    /// live block, a block in some thread's cache of freed blocks, or a
+    /// freed block in a thread's run of frees not counted yet (at most one
+    /// chunk per thread; counted when the thread frees into another chunk,
+    /// flushes its cache or exits).
     pub pinned_bytes: usize,
     /// Bytes mapped for large blocks (each its own mapping).
     pub large_bytes: usize,
