@@ -248,7 +248,10 @@ fn main() {
         grown >> 20,
         GLOBAL.stats().large_bytes >> 20
     );
-    println!("    stats: {:?}", GLOBAL.stats());
+    println!("    GlobalArena::stats():");
+    for line in GLOBAL.stats().to_string().lines() {
+        println!("      {line}");
+    }
 
     // 11. Fiber stacks: corosensei coroutines on pooled, guarded stacks.
     fiber_stacks();

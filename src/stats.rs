@@ -41,3 +41,73 @@ impl Stats {
         1.0 - self.allocated_bytes as f64 / denominator as f64
     }
 }
+
+/// Writes `bytes` with a binary unit (B, KiB, MiB, GiB), one decimal.
+pub(crate) fn fmt_bytes(f: &mut core::fmt::Formatter<'_>, bytes: usize) -> core::fmt::Result {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        write!(f, "{bytes} B")
+    } else {
+        write!(f, "{v:.1} {}", UNITS[u])
+    }
+}
+
+/// A small table:
+///
+/// ```text
+/// allocated      12.3 KiB  (peak 40.0 KiB, 120 allocations)
+/// padding         1.2 KiB
+/// reserved       64.0 KiB  in 2 chunks
+/// fragmentation  79.0%
+/// ```
+impl core::fmt::Display for Stats {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        struct B(usize);
+        impl core::fmt::Display for B {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                fmt_bytes(f, self.0)
+            }
+        }
+        writeln!(
+            f,
+            "allocated      {}  (peak {}, {} allocations)",
+            B(self.allocated_bytes),
+            B(self.peak_bytes),
+            self.allocation_count
+        )?;
+        writeln!(f, "padding        {}", B(self.padding_bytes))?;
+        writeln!(f, "reserved       {}  in {} chunks", B(self.reserved_bytes), self.chunk_count)?;
+        write!(f, "fragmentation  {:.1}%", self.fragmentation() * 100.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_a_small_table() {
+        let s = Stats {
+            allocated_bytes: 12_595,
+            peak_bytes: 40 << 10,
+            allocation_count: 120,
+            padding_bytes: 1_229,
+            reserved_bytes: 64 << 10,
+            chunk_count: 2,
+        };
+        assert_eq!(
+            s.to_string(),
+            "allocated      12.3 KiB  (peak 40.0 KiB, 120 allocations)\n\
+             padding        1.2 KiB\n\
+             reserved       64.0 KiB  in 2 chunks\n\
+             fragmentation  80.8%"
+        );
+        assert_eq!(Stats::default().to_string().lines().last(), Some("fragmentation  0.0%"));
+    }
+}

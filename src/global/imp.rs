@@ -1058,6 +1058,42 @@ pub struct GlobalStats {
     pub fallback_allocations: u64,
 }
 
+/// A small table:
+///
+/// ```text
+/// live          1.5 KiB  (peak 64.0 MiB)
+/// allocations   3000029  (frees 3000025, fallback 0)
+/// chunks        3 in use, 5 cached, 0 decommitted  (pinned 2.0 MiB)
+/// large         0 B
+/// committed     8.0 MiB
+/// ```
+impl core::fmt::Display for GlobalStats {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        struct B(usize);
+        impl core::fmt::Display for B {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                crate::stats::fmt_bytes(f, self.0)
+            }
+        }
+        writeln!(f, "live          {}  (peak {})", B(self.live_bytes), B(self.peak_bytes))?;
+        writeln!(
+            f,
+            "allocations   {}  (frees {}, fallback {})",
+            self.allocation_count, self.free_count, self.fallback_allocations
+        )?;
+        writeln!(
+            f,
+            "chunks        {} in use, {} cached, {} decommitted  (pinned {})",
+            self.chunks_in_use,
+            self.chunks_cached,
+            self.chunks_decommitted,
+            B(self.pinned_bytes)
+        )?;
+        writeln!(f, "large         {}", B(self.large_bytes))?;
+        write!(f, "committed     {}", B(self.committed_bytes))
+    }
+}
+
 impl GlobalArena {
     /// Size and alignment of a chunk, header included (1 MiB).
     pub const CHUNK_SIZE: usize = CHUNK_SIZE;
@@ -1376,6 +1412,31 @@ unsafe impl GlobalAlloc for GlobalArena {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stats_display_is_a_small_table() {
+        let s = GlobalStats {
+            live_bytes: 1572,
+            peak_bytes: 64 << 20,
+            allocation_count: 3_000_029,
+            free_count: 3_000_025,
+            chunks_in_use: 3,
+            chunks_cached: 5,
+            chunks_decommitted: 0,
+            pinned_bytes: 2 << 20,
+            large_bytes: 0,
+            committed_bytes: 8 << 20,
+            fallback_allocations: 0,
+        };
+        assert_eq!(
+            s.to_string(),
+            "live          1.5 KiB  (peak 64.0 MiB)\n\
+             allocations   3000029  (frees 3000025, fallback 0)\n\
+             chunks        3 in use, 5 cached, 0 decommitted  (pinned 2.0 MiB)\n\
+             large         0 B\n\
+             committed     8.0 MiB"
+        );
+    }
 
     // Pure arithmetic over 256K sizes: nothing for Miri to check, and
     // minutes of its time.
