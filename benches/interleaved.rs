@@ -1,4 +1,5 @@
-//! The `arena` rows again, measured round-robin: every round times one
+//! The `arena` rows again (and the pooled-coroutine row of `stacks`),
+//! measured round-robin: every round times one
 //! batch of each contender in turn (starting with a different one each
 //! round), and each contender's median over the rounds is reported. On a
 //! shared VM whose speed drifts over seconds, this compares contenders
@@ -305,6 +306,48 @@ fn main() {
                             black_box(Box::new(black_box(i as u64)));
                         }
                         per_op(t, WARM)
+                    }),
+                ),
+            ],
+        );
+    }
+
+    // A corosensei coroutine (create, suspend once, finish) on a pooled
+    // stack against one on a `DefaultStack` reused with `into_stack`.
+    {
+        use corosensei::stack::DefaultStack;
+        use corosensei::{Coroutine, Yielder};
+        const FIBERS: usize = 10_000;
+        fn drive<S: corosensei::stack::Stack + 'static>(stack: S) -> S {
+            let mut co = Coroutine::with_stack(stack, |y: &Yielder<u64, u64>, x: u64| y.suspend(x + 1) * 2);
+            black_box(co.resume(black_box(1)));
+            black_box(co.resume(black_box(5)));
+            co.into_stack()
+        }
+        let pool = fiberalloc::stack::StackPool::new(64 << 10);
+        drop(pool.get().unwrap());
+        let mut slot = Some(DefaultStack::new(64 << 10).unwrap());
+        run(
+            "coroutine_reused",
+            vec![
+                (
+                    "fiberalloc",
+                    Box::new(|| {
+                        let t = Instant::now();
+                        for _ in 0..FIBERS {
+                            drop(drive(pool.get().unwrap()));
+                        }
+                        per_op(t, FIBERS)
+                    }),
+                ),
+                (
+                    "corosensei",
+                    Box::new(|| {
+                        let t = Instant::now();
+                        for _ in 0..FIBERS {
+                            slot = Some(drive(slot.take().unwrap()));
+                        }
+                        per_op(t, FIBERS)
                     }),
                 ),
             ],

@@ -115,10 +115,9 @@ pub struct Arena<P: Policy = Fast> {
     reserved: Cell<usize>,
     chunks: Cell<usize>,
     byte_limit: Cell<usize>,
-    /// Guard pages installed by [`Arena::alloc_stack`], oldest first, and
-    /// their count (read by `mark` without touching the vector).
-    stack_guards: Cell<Vec<(NonNull<u8>, GuardKind)>>,
-    stack_guard_count: Cell<usize>,
+    /// The newest guard page installed by [`Arena::alloc_stack`] (a list
+    /// through the arena's own memory; null when there is none).
+    stack_guards: Cell<*mut StackGuard>,
     _policy: PhantomData<P>,
 }
 
@@ -141,7 +140,15 @@ struct Mark {
     big: Option<NonNull<ChunkHeader>>,
     padding: usize,
     retired_used: usize,
-    stack_guards: usize,
+    stack_guards: *mut StackGuard,
+}
+
+/// A guard page of an arena stack, recorded in a block of the arena just
+/// below the stack's own.
+struct StackGuard {
+    prev: *mut StackGuard,
+    page: NonNull<u8>,
+    kind: GuardKind,
 }
 
 impl<P: Policy> Arena<P> {
@@ -162,8 +169,7 @@ impl<P: Policy> Arena<P> {
             reserved: Cell::new(0),
             chunks: Cell::new(0),
             byte_limit: Cell::new(usize::MAX),
-            stack_guards: Cell::new(Vec::new()),
-            stack_guard_count: Cell::new(0),
+            stack_guards: Cell::new(core::ptr::null_mut()),
             _policy: PhantomData,
         }
     }
@@ -699,7 +705,7 @@ impl<P: Policy> Arena<P> {
             big: self.big.get(),
             padding: self.padding.get(),
             retired_used: self.retired_used.get(),
-            stack_guards: self.stack_guard_count.get(),
+            stack_guards: self.stack_guards.get(),
         }
     }
 
@@ -773,16 +779,18 @@ impl<P: Policy> Arena<P> {
             .ok_or_else(invalid)?;
         let layout = Layout::from_size_align(usable.checked_add(page).ok_or_else(invalid)?, page)
             .map_err(|_| invalid())?;
-        let block = self
-            .try_alloc_layout(layout)
-            .map_err(|_| io::Error::new(io::ErrorKind::OutOfMemory, "the arena cannot grow"))?;
+        let exhausted = |_| io::Error::new(io::ErrorKind::OutOfMemory, "the arena cannot grow");
+        let record = self.try_alloc_layout(Layout::new::<StackGuard>()).map_err(exhausted)?;
+        let block = self.try_alloc_layout(layout).map_err(exhausted)?;
         // SAFETY: the first page of a block just handed out, page-aligned
         // and ours; nothing else refers to it.
         let kind = unsafe { sys::guard(block, page)? };
-        let mut guards = self.stack_guards.take();
-        guards.push((block, kind));
-        self.stack_guard_count.set(guards.len());
-        self.stack_guards.set(guards);
+        let record = record.cast::<StackGuard>();
+        // SAFETY: a fresh block of the arena, sized and aligned for a
+        // `StackGuard`; it lives until the arena gives its memory up, and
+        // every path that does walks this list first (`unguard_stacks`).
+        unsafe { record.as_ptr().write(StackGuard { prev: self.stack_guards.get(), page: block, kind }) };
+        self.stack_guards.set(record.as_ptr());
         let top = block.as_ptr().wrapping_add(page + usable);
         crate::stack::overflow::register(block.as_ptr() as usize, top as usize);
         // SAFETY: `block` is the guard page just installed, and the `usable`
@@ -793,14 +801,26 @@ impl<P: Policy> Arena<P> {
         Ok(ArenaStack { stack, _arena: PhantomData })
     }
 
-    /// Takes off the guard pages of stacks made since the first `keep`.
-    fn unguard_stacks(&self, keep: usize) {
-        if self.stack_guard_count.get() <= keep {
-            return;
+    /// Takes off the guard pages of stacks made after `keep` (the list
+    /// head a mark saw; null for all of them).
+    #[inline]
+    fn unguard_stacks(&self, keep: *mut StackGuard) {
+        if self.stack_guards.get() != keep {
+            self.unguard_stacks_slow(keep);
         }
-        let mut guards = self.stack_guards.take();
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn unguard_stacks_slow(&self, keep: *mut StackGuard) {
         let page = sys::page_size();
-        for &(at, kind) in guards[keep..].iter().rev() {
+        let mut cur = self.stack_guards.get();
+        while cur != keep && !cur.is_null() {
+            // SAFETY: records on the list are live blocks of this arena
+            // (the arena has not given their memory up: this walk comes
+            // first).
+            let StackGuard { prev, page: at, kind } = unsafe { cur.read() };
+            cur = prev;
             crate::stack::overflow::unregister(at.as_ptr() as usize);
             // A failure would leave the page guarded: the arena would then
             // fault on it rather than hand out memory it cannot use; that is
@@ -813,9 +833,7 @@ impl<P: Policy> Arena<P> {
                 std::process::abort();
             }
         }
-        guards.truncate(keep);
-        self.stack_guard_count.set(keep);
-        self.stack_guards.set(guards);
+        self.stack_guards.set(keep);
     }
 
     /// Fills the used part of chunk `c` (up to `used_end`) with poison.
@@ -874,7 +892,7 @@ impl<P: Policy> Arena<P> {
     /// No block handed out by this arena is used again, and no scope of it
     /// is open.
     pub(crate) unsafe fn reset_shared(&self) {
-        self.unguard_stacks(0);
+        self.unguard_stacks(core::ptr::null_mut());
         self.note_peak();
         let current = self.current.get();
         // No chunk, or one that is current (so no spare or big one): rewind
@@ -1029,8 +1047,9 @@ impl<P: Policy> Arena<P> {
 }
 
 impl<P: Policy> Drop for Arena<P> {
+    #[inline]
     fn drop(&mut self) {
-        self.unguard_stacks(0);
+        self.unguard_stacks(core::ptr::null_mut());
         // Every chunk goes back to the cache; nothing is kept.
         let current = self.current.get();
         if self.chunks.get() == 0 || (self.chunks.get() == 1 && !ChunkHeader::is_sentinel(current)) {
@@ -1041,6 +1060,16 @@ impl<P: Policy> Drop for Arena<P> {
             }
             return;
         }
+        self.release_all();
+    }
+}
+
+impl<P: Policy> Arena<P> {
+    /// `drop` for an arena with several chunks: every one goes back.
+    #[cold]
+    #[inline(never)]
+    fn release_all(&mut self) {
+        let current = self.current.get();
         let mut used_end = self.cursor.get().addr().get();
         let mut cur = (!ChunkHeader::is_sentinel(current)).then_some(current);
         while let Some(c) = cur {
