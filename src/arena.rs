@@ -793,10 +793,10 @@ impl<P: Policy> Arena<P> {
         self.stack_guards.set(record.as_ptr());
         let top = block.as_ptr().wrapping_add(page + usable);
         crate::stack::overflow::register(block.as_ptr() as usize, top as usize);
-        // SAFETY: `block` is the guard page just installed, and the `usable`
-        // bytes above it are a block of this arena, which stays mapped and
-        // unused by others while the `ArenaStack` borrows the arena (reset
-        // needs `&mut`, a scope ends only after its closure).
+        // The arena stays borrowed (reset needs `&mut`, a scope ends after
+        // its closure) while the `ArenaStack` lives.
+        // SAFETY: `block` is the guard page just installed; the `usable`
+        // bytes above it are ours and stay mapped while the view lives.
         let stack = unsafe { FiberStack::view(block, NonNull::new_unchecked(top)) };
         Ok(ArenaStack { stack, _arena: PhantomData })
     }
@@ -1122,11 +1122,9 @@ impl<P: Policy> core::fmt::Debug for ArenaStack<'_, P> {
     }
 }
 
-// SAFETY: as for `FiberStack` (see `stack`): page-aligned bounds, a guard
-// page below at least MIN_STACK_SIZE usable bytes, and memory that stays
-// mapped and unused by others while the value (which borrows the arena)
-// lives.
 #[cfg(feature = "corosensei")]
+// SAFETY: as for `FiberStack`: page-aligned bounds, a guard page below at
+// least MIN_STACK_SIZE bytes, memory mapped and ours while the value lives.
 unsafe impl<P: Policy> corosensei::stack::Stack for ArenaStack<'_, P> {
     fn base(&self) -> corosensei::stack::StackPointer {
         corosensei::stack::Stack::base(&self.stack)

@@ -638,10 +638,9 @@ impl PooledStack {
     }
 }
 
-// SAFETY: a `PooledStack` owns its stack until dropped (like a
-// `FiberStack`) and a strong count of its pool's shared state, which is
-// `Send + Sync`; its drop works from any thread (it returns the stack
-// through that thread's caches).
+// Its drop works from any thread (through that thread's caches).
+// SAFETY: a `PooledStack` owns its stack until dropped, like a `FiberStack`,
+// and a strong count of its pool's `Send + Sync` shared state.
 unsafe impl Send for PooledStack {}
 // SAFETY: `&PooledStack` gives only `&FiberStack`, which is `Sync`.
 unsafe impl Sync for PooledStack {}

@@ -39,11 +39,10 @@ pub fn install_fault_handler(hook: FaultHook) -> io::Result<()> {
     }
     HOOK.store(hook as usize, Ordering::Relaxed);
     for (i, &sig) in SIGNALS.iter().enumerate() {
-        // SAFETY: all zeros is a valid `sigaction`; the fields set are the
-        // handler (with the signature SA_SIGINFO calls for), its flags and
-        // an empty mask; `old` points into PREVIOUS, which only this
-        // thread writes (it won the CAS above) and handlers read only
-        // after STATE is 2.
+        // `old` points into PREVIOUS, which only this thread writes (it won
+        // the CAS above) and handlers read only after STATE is 2.
+        // SAFETY: all zeros is a valid `sigaction`; we set the SA_SIGINFO
+        // handler, its flags and an empty mask; `old` is ours to write.
         let r = unsafe {
             let mut act: libc::sigaction = std::mem::zeroed();
             act.sa_sigaction = handler as *const () as usize;
