@@ -27,7 +27,7 @@ macro_rules! arena_allocator {
         unsafe impl<P: Policy> $trait for &$arena<P> {
             #[inline(always)]
             fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, $error> {
-                match (**self).try_alloc_layout(layout) {
+                match (**self).alloc_tracked(layout) {
                     Ok(p) => Ok(NonNull::slice_from_raw_parts(p, layout.size())),
                     Err(_) => Err($error),
                 }

@@ -55,6 +55,7 @@
 
 use crate::align;
 use crate::chunk::{self, ChunkHeader, ChunkRequest, HEADER_SIZE};
+use crate::debug::{self, Corruption, Event, Leak};
 use crate::policy::{Fast, Policy};
 use crate::stack::FiberStack;
 use crate::stats::Stats;
@@ -143,6 +144,24 @@ struct Mark {
     stack_guards: *mut StackGuard,
 }
 
+/// Which operation gives memory up (named in corruption reports).
+#[derive(Clone, Copy)]
+enum When {
+    ScopeExit,
+    Reset,
+    Drop,
+}
+
+impl When {
+    fn name(self) -> &'static str {
+        match self {
+            When::ScopeExit => "the check at scope exit",
+            When::Reset => "the check at reset",
+            When::Drop => "the check at arena drop",
+        }
+    }
+}
+
 /// A guard page of an arena stack, recorded in a block of the arena just
 /// below the stack's own.
 struct StackGuard {
@@ -188,7 +207,12 @@ impl<P: Policy> Arena<P> {
     pub fn try_with_capacity(bytes: usize) -> Result<Self, AllocError> {
         let arena = Self::new();
         if bytes > 0 {
-            let size = Self::chunk_size_for(bytes, P::MIN_ALIGN).ok_or(AllocError)?;
+            let span = if P::CANARIES {
+                bytes.checked_add(debug::worst_span(0, P::MIN_ALIGN)).ok_or(AllocError)?
+            } else {
+                bytes
+            };
+            let size = Self::chunk_size_for(span, P::MIN_ALIGN).ok_or(AllocError)?;
             let size = size.max(P::MIN_CHUNK_SIZE);
             let c = chunk::map(size, P::GUARD_PAGES).map_err(|_| AllocError)?;
             arena.adopt(c);
@@ -251,6 +275,9 @@ impl<P: Policy> Arena<P> {
     /// the size cannot be represented. The block is uninitialised.
     #[inline(always)]
     pub fn try_alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        if P::CANARIES {
+            return self.alloc_checked(layout, 0);
+        }
         let cursor = self.cursor.get();
         let addr = cursor.addr().get();
         // SAFETY: the cursor is always a multiple of MIN_ALIGN (see the
@@ -274,9 +301,80 @@ impl<P: Policy> Arena<P> {
                 self.padding.set(self.padding.get() + (end - addr - layout.size()));
                 self.count.set(self.count.get() + 1);
             }
+            debug::unpoison(block, layout.size());
             return Ok(block);
         }
-        self.alloc_slow(layout)
+        self.alloc_slow(layout, 0)
+    }
+
+    /// A block for a `dealloc`-capable path (the `Allocator` impls and
+    /// `collections::Vec`): under `TRACK_LEAKS` it is recorded for
+    /// [`leaks`](Self::leaks).
+    #[inline(always)]
+    pub(crate) fn alloc_tracked(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        if P::CANARIES {
+            self.alloc_checked(layout, if P::TRACK_LEAKS { debug::TRACKED } else { 0 })
+        } else {
+            self.try_alloc_layout(layout)
+        }
+    }
+
+    /// [`try_alloc_layout`](Self::try_alloc_layout) under canaries: a
+    /// header below the block and a canary above it (see [`debug`]).
+    #[inline(always)]
+    fn alloc_checked(&self, layout: Layout, flags: u64) -> Result<NonNull<u8>, AllocError> {
+        if layout.size() == 0 {
+            // No header for a block with no bytes: the slow path's dangling
+            // pointer, which no chunk contains, so `deallocate` ignores it.
+            return self.alloc_slow(layout, flags);
+        }
+        match self.bump_checked(layout, flags) {
+            Some(p) => Ok(p),
+            None => self.alloc_slow(layout, flags),
+        }
+    }
+
+    /// Places a block with its header and canary in the current chunk, or
+    /// `None` when it has no room.
+    #[inline(always)]
+    fn bump_checked(&self, layout: Layout, flags: u64) -> Option<NonNull<u8>> {
+        let cursor = self.cursor.get();
+        let addr = cursor.addr().get();
+        let (start, next) = debug::place(addr, layout.size(), layout.align().max(P::MIN_ALIGN));
+        if next > self.limit_addr() {
+            return None;
+        }
+        // SAFETY: `addr <= start <= next <= limit`: the pad words, header,
+        // block and canary lie inside the current chunk's data, which is
+        // ours and unused past the cursor; `place` keeps them 8-aligned.
+        let block = unsafe {
+            debug::write_block(cursor, start - debug::HEADER - addr, layout.size(), flags);
+            self.cursor.set(cursor.add(next - addr));
+            cursor.add(start - addr)
+        };
+        if P::EXACT_STATS {
+            self.padding.set(self.padding.get() + (next - addr - layout.size()));
+            self.count.set(self.count.get() + 1);
+        }
+        self.log_alloc(block, layout);
+        Some(block)
+    }
+
+    #[inline(always)]
+    fn log_alloc(&self, block: NonNull<u8>, layout: Layout) {
+        if P::LOG_EVENTS {
+            debug::log(Event::Alloc {
+                arena: self.id(),
+                addr: block.addr().get(),
+                size: layout.size(),
+                align: layout.align(),
+            });
+        }
+    }
+
+    /// The arena's address, as the log names it.
+    fn id(&self) -> usize {
+        (self as *const Self).addr()
     }
 
     /// Copies `src` into the arena.
@@ -321,7 +419,7 @@ impl<P: Policy> Arena<P> {
     /// current chunk has no room.
     #[cold]
     #[inline(never)]
-    fn alloc_slow(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+    fn alloc_slow(&self, layout: Layout, flags: u64) -> Result<NonNull<u8>, AllocError> {
         let (size, align) = (layout.size(), layout.align().max(P::MIN_ALIGN));
         if size == 0 {
             // A zero-sized block needs no memory: a well-aligned dangling
@@ -332,7 +430,8 @@ impl<P: Policy> Arena<P> {
         }
         // A new arena's first small block: take the thread's cached chunk
         // and bump in it, with none of the general path's list handling.
-        if ChunkHeader::is_sentinel(self.current.get())
+        if !P::CANARIES
+            && ChunkHeader::is_sentinel(self.current.get())
             && size + align <= P::MIN_CHUNK_SIZE - HEADER_SIZE
             && self.spare.get().is_none()
             && self.byte_limit.get() == usize::MAX
@@ -362,26 +461,35 @@ impl<P: Policy> Arena<P> {
                 self.limit.set(limit);
                 self.add_padding(step - size);
                 self.count_one();
+                debug::unpoison(block, size);
                 return Ok(block);
             }
         }
         // Small requests (the common case) fit any chunk; skip the maths.
         // No overflow: a Layout's size plus its alignment is at most
         // isize::MAX + 1.
-        let need = if size + align <= P::MIN_CHUNK_SIZE - HEADER_SIZE {
+        // Under canaries a block needs room for its header, pad words and
+        // canary too (no overflow: a Layout's size plus its alignment is at
+        // most isize::MAX + 1).
+        let span = if P::CANARIES { debug::worst_span(size, align) } else { size };
+        let need = if span + align <= P::MIN_CHUNK_SIZE - HEADER_SIZE {
             P::MIN_CHUNK_SIZE
         } else {
-            Self::chunk_size_for(size, align).ok_or(AllocError)?
+            Self::chunk_size_for(span, align).ok_or(AllocError)?
         };
         let next = self.next_chunk_size();
-        let c = if let Some(c) = self.take_spare(size, align) {
+        let c = if let Some(c) = self.take_spare(span, align) {
             c
         } else if need > next {
-            return self.alloc_oversized(size, align, need);
+            return self.alloc_oversized(layout, need, flags);
         } else {
             self.new_chunk(need, next)?
         };
         self.enter(c);
+        if P::CANARIES {
+            // The chunk was chosen with room for the worst-case span.
+            return self.bump_checked(layout, flags).ok_or(AllocError);
+        }
         // The fresh chunk has room by construction; the fast path now
         // succeeds (a failure would mean a bug in the sizing, reported as
         // an allocation error rather than a loop).
@@ -395,15 +503,41 @@ impl<P: Policy> Arena<P> {
         self.cursor.set(end);
         self.add_padding(b.end - cursor.addr().get() - size);
         self.count_one();
+        debug::unpoison(start, size);
         Ok(start)
     }
 
     /// A block too large for the next regular chunk: a chunk of its own, on
     /// the `big` list; the current chunk stays current.
     #[inline(never)]
-    fn alloc_oversized(&self, size: usize, align: usize, need: usize) -> Result<NonNull<u8>, AllocError> {
+    fn alloc_oversized(&self, layout: Layout, need: usize, flags: u64) -> Result<NonNull<u8>, AllocError> {
+        let (size, align) = (layout.size(), layout.align().max(P::MIN_ALIGN));
         let c = self.new_chunk(need, need)?;
         let start = ChunkHeader::data_start(c);
+        if P::CANARIES {
+            let (at, next) = debug::place(start.addr().get(), size, align);
+            if next > ChunkHeader::data_end(c) {
+                self.disown(c);
+                return Err(AllocError);
+            }
+            let used = next - start.addr().get();
+            // SAFETY: the span `start..next` lies in the fresh chunk's data
+            // (checked above), 8-aligned by `place`.
+            let block = unsafe {
+                debug::write_block(start, at - debug::HEADER - start.addr().get(), size, flags);
+                start.add(at - start.addr().get())
+            };
+            // SAFETY: the header is ours and not the sentinel.
+            let h = unsafe { c.as_ref() };
+            h.prev.set(self.big.get());
+            h.used_end.set(next);
+            self.big.set(Some(c));
+            self.retired_used.set(self.retired_used.get() + used);
+            self.add_padding(used - size);
+            self.count_one();
+            self.log_alloc(block, layout);
+            return Ok(block);
+        }
         let Some(b) = align::bump_up(start.addr().get(), ChunkHeader::data_end(c), size, align, P::MIN_ALIGN)
         else {
             // Cannot happen (the chunk was sized for the block); give the
@@ -420,7 +554,9 @@ impl<P: Policy> Arena<P> {
         self.add_padding(b.end - start.addr().get() - size);
         self.count_one();
         // SAFETY: `bump_up` placed the block inside the chunk's data.
-        Ok(unsafe { start.add(b.start - start.addr().get()) })
+        let block = unsafe { start.add(b.start - start.addr().get()) };
+        debug::unpoison(block, size);
+        Ok(block)
     }
 
     /// Usable chunk size (header included) that holds `size` bytes at
@@ -464,6 +600,19 @@ impl<P: Policy> Arena<P> {
     fn adopt(&self, c: NonNull<ChunkHeader>) {
         self.reserved.set(self.reserved.get() + ChunkHeader::size(c));
         self.chunks.set(self.chunks.get() + 1);
+        if P::LOG_EVENTS {
+            let (chunk, size) = (c.addr().get(), ChunkHeader::size(c));
+            debug::log(Event::ChunkMap { arena: self.id(), chunk, size });
+        }
+    }
+
+    /// Gives chunk `c` back to the cache or the OS (the log sees it).
+    fn release_chunk(&self, c: NonNull<ChunkHeader>) {
+        if P::LOG_EVENTS {
+            let (chunk, size) = (c.addr().get(), ChunkHeader::size(c));
+            debug::log(Event::ChunkUnmap { arena: self.id(), chunk, size });
+        }
+        chunk::release(c);
     }
 
     /// Takes the first spare chunk in which `size` bytes at `align` fit.
@@ -540,7 +689,48 @@ impl<P: Policy> Arena<P> {
     /// out (its rounded end is the cursor).
     #[inline(always)]
     fn is_last(&self, ptr: NonNull<u8>, size: usize) -> bool {
-        ptr.addr().get().wrapping_add(Self::round(size)) == self.cursor.get().addr().get()
+        let tail = if P::CANARIES { debug::TAIL } else { 0 };
+        ptr.addr().get().wrapping_add(Self::round(size) + tail) == self.cursor.get().addr().get()
+    }
+
+    /// `ptr` with the provenance of the chunk it lies in (found by walking
+    /// the arena's lists), for writing a header below a block that is not
+    /// in the current chunk. `None` if no chunk holds it.
+    fn in_chunk(&self, ptr: NonNull<u8>) -> Option<NonNull<u8>> {
+        let addr = ptr.addr().get();
+        let mut found = None;
+        self.for_each_chunk(|c, _| {
+            let start = ChunkHeader::data_start(c);
+            if found.is_none() && start.addr().get() <= addr && addr < ChunkHeader::data_end(c) {
+                // SAFETY: `addr` lies inside the chunk's data.
+                found = Some(unsafe { start.add(addr - start.addr().get()) });
+            }
+        });
+        found
+    }
+
+    /// Calls `f(chunk, used_end)` for every chunk that may hold blocks: the
+    /// used list (the current chunk up to the cursor) and the big list.
+    fn for_each_chunk(&self, mut f: impl FnMut(NonNull<ChunkHeader>, usize)) {
+        let current = self.current.get();
+        let mut end = self.cursor.get().addr().get();
+        let mut cur = (!ChunkHeader::is_sentinel(current)).then_some(current);
+        while let Some(c) = cur {
+            f(c, end);
+            // SAFETY: chunks on the arena's lists are owned and live.
+            cur = unsafe { c.as_ref() }.prev.get();
+            if let Some(p) = cur {
+                // SAFETY: as above.
+                end = unsafe { p.as_ref() }.used_end.get();
+            }
+        }
+        let mut cur = self.big.get();
+        while let Some(c) = cur {
+            // SAFETY: as above.
+            let h = unsafe { c.as_ref() };
+            f(c, h.used_end.get());
+            cur = h.prev.get();
+        }
     }
 
     #[inline(always)]
@@ -585,6 +775,13 @@ impl<P: Policy> Arena<P> {
     #[inline]
     pub(crate) unsafe fn dealloc_raw(&self, ptr: NonNull<u8>, layout: Layout) {
         self.note_peak();
+        if P::LOG_EVENTS {
+            debug::log(Event::Dealloc { arena: self.id(), addr: ptr.addr().get(), size: layout.size() });
+        }
+        if P::CANARIES {
+            // SAFETY: forwarded from the caller.
+            return unsafe { self.dealloc_checked(ptr, layout) };
+        }
         if self.is_last(ptr, layout.size()) {
             // The block's rounding was padding; the cursor gives it back.
             let round = Self::round(layout.size());
@@ -594,14 +791,50 @@ impl<P: Policy> Arena<P> {
             // SAFETY: the block lies right below the cursor in the current
             // chunk, so moving the cursor back stays inside the chunk.
             self.cursor.set(unsafe { self.cursor.get().sub(round) });
-            if P::POISON {
-                // SAFETY: the block is ours again and writable.
-                unsafe { ptr.as_ptr().write_bytes(P::POISON_BYTE, layout.size()) };
-            }
+            // SAFETY: the block is ours again and writable.
+            unsafe { debug::release(ptr, layout.size(), P::POISON, P::POISON_BYTE) };
         } else {
             // A hole the cursor cannot take back. Without exact stats the
             // block's rounding was counted as allocated, so it goes too.
             self.padding.set(self.padding.get() + Self::counted(layout.size()));
+            // SAFETY: the block is ours again and writable.
+            unsafe { debug::release(ptr, layout.size(), P::POISON, P::POISON_BYTE) };
+        }
+    }
+
+    /// [`dealloc_raw`](Self::dealloc_raw) under canaries: the last block
+    /// gives back its header and canary too; any other is marked freed in
+    /// its header, so walks and leak reports skip it.
+    ///
+    /// # Safety
+    /// As for `dealloc_raw`.
+    #[inline(never)]
+    unsafe fn dealloc_checked(&self, ptr: NonNull<u8>, layout: Layout) {
+        let size = layout.size();
+        if self.is_last(ptr, size) {
+            let cursor = self.cursor.get();
+            // SAFETY: the last block's header is 16 bytes below it, in the
+            // current chunk.
+            let pad = unsafe { debug::pad_of(cursor.with_addr(ptr.addr())) };
+            let from = ptr.addr().get() - debug::HEADER - pad;
+            let span = cursor.addr().get() - from;
+            if P::EXACT_STATS {
+                self.padding.set(self.padding.get() - (span - size));
+            }
+            // SAFETY: `from` is where the cursor stood before the block was
+            // made, in the current chunk below the cursor.
+            let from = unsafe { cursor.sub(span) };
+            self.cursor.set(from);
+            // SAFETY: the span is ours again and writable.
+            unsafe { debug::release(from, span, P::POISON, P::POISON_BYTE) };
+        } else if let Some(p) = self.in_chunk(ptr) {
+            self.padding.set(self.padding.get() + size);
+            // SAFETY: `p` is the block, with its chunk's provenance; it is
+            // ours again.
+            unsafe {
+                debug::set_flag(p, debug::FREED);
+                debug::release(p, size, P::POISON, P::POISON_BYTE);
+            }
         }
     }
 
@@ -614,7 +847,8 @@ impl<P: Policy> Arena<P> {
             return false;
         }
         let new_round = Self::round(new_size);
-        if new_round > self.limit_addr() - ptr.addr().get() {
+        let tail = if P::CANARIES { debug::TAIL } else { 0 };
+        if new_round + tail > self.limit_addr() - ptr.addr().get() {
             return false;
         }
         let old_round = Self::round(old_size);
@@ -622,9 +856,18 @@ impl<P: Policy> Arena<P> {
         // arena's own cursor rather than the caller's pointer. Computing
         // the address from `ptr` (not from the cursor's value) keeps the
         // cursor load off the critical path of a grow-per-push loop.
-        let moved = self.cursor.get().as_ptr().with_addr(ptr.addr().get() + new_round);
+        let moved = self.cursor.get().as_ptr().with_addr(ptr.addr().get() + new_round + tail);
         if new_round < old_round {
             self.note_peak();
+        }
+        if P::CANARIES {
+            // SAFETY: the last block lies in the current chunk, below the
+            // cursor; its new span fits below the limit (checked above).
+            unsafe {
+                debug::resize_block(self.cursor.get().with_addr(ptr.addr()), old_size, new_size, false)
+            };
+        } else {
+            debug::unpoison(ptr, new_size);
         }
         // SAFETY: `moved` is `ptr + new_round`, inside the current chunk's
         // data (`new_round <= limit - ptr`), so in bounds and not null.
@@ -664,6 +907,13 @@ impl<P: Policy> Arena<P> {
                 self.note_peak();
                 let freed = Self::counted(old.size()) - Self::counted(new.size());
                 self.padding.set(self.padding.get() + freed);
+                if P::CANARIES {
+                    if let Some(p) = self.in_chunk(ptr) {
+                        // SAFETY: a live block of this arena, with its
+                        // chunk's provenance; it keeps its span.
+                        unsafe { debug::resize_block(p, old.size(), new.size(), true) };
+                    }
+                }
                 return Ok(ptr);
             }
         }
@@ -684,7 +934,7 @@ impl<P: Policy> Arena<P> {
         old: Layout,
         new: Layout,
     ) -> Result<NonNull<u8>, AllocError> {
-        let fresh = self.try_alloc_layout(new)?;
+        let fresh = self.alloc_tracked(new)?;
         // SAFETY: `fresh` is a new block, disjoint from the old one, and
         // both hold at least min(old, new) bytes.
         unsafe {
@@ -724,7 +974,7 @@ impl<P: Policy> Arena<P> {
             // SAFETY: chunks on the used list are owned and live.
             let h = unsafe { c.as_ref() };
             let prev = h.prev.get().unwrap_or(chunk::empty());
-            Self::poison(c, used_end);
+            self.give_up(c, ChunkHeader::data_start(c), used_end, When::ScopeExit);
             h.prev.set(self.spare.get());
             self.spare.set(Some(c));
             c = prev;
@@ -733,10 +983,10 @@ impl<P: Policy> Arena<P> {
                 used_end = unsafe { c.as_ref() }.used_end.get();
             }
         }
-        if P::POISON && !ChunkHeader::is_sentinel(c) && used_end > m.cursor.addr().get() {
-            // SAFETY: `m.cursor..used_end` lies in chunk `c`'s data and
-            // holds only blocks made since the mark.
-            unsafe { m.cursor.as_ptr().write_bytes(P::POISON_BYTE, used_end - m.cursor.addr().get()) };
+        if !ChunkHeader::is_sentinel(c) {
+            // `m.cursor..used_end` lies in chunk `c`'s data and holds only
+            // blocks made since the mark.
+            self.give_up(c, m.cursor, used_end, When::ScopeExit);
         }
         let mut b = self.big.get();
         while b != m.big {
@@ -836,21 +1086,50 @@ impl<P: Policy> Arena<P> {
         self.stack_guards.set(keep);
     }
 
-    /// Fills the used part of chunk `c` (up to `used_end`) with poison.
-    fn poison(c: NonNull<ChunkHeader>, used_end: usize) {
-        if P::POISON && !ChunkHeader::is_sentinel(c) {
-            let start = ChunkHeader::data_start(c);
-            // SAFETY: `start..used_end` is the chunk's used data, which the
-            // caller is giving up.
-            unsafe { start.as_ptr().write_bytes(P::POISON_BYTE, used_end - start.addr().get()) };
+    /// Gives up the blocks of chunk `c` from `from` (a position the cursor
+    /// once had in it) to `to`: under canaries checks them (and the chunk
+    /// header) and aborts with a report on corruption; at drop under
+    /// `TRACK_LEAKS` reports the tracked blocks still live; then poisons
+    /// the range.
+    fn give_up(&self, c: NonNull<ChunkHeader>, from: NonNull<u8>, to: usize, when: When) {
+        if ChunkHeader::is_sentinel(c) || to <= from.addr().get() {
+            return;
         }
+        if P::CANARIES {
+            self.sweep(c, from, to, when);
+        }
+        // SAFETY: `from..to` is used data of chunk `c` that the caller is
+        // giving up; nothing refers to it any more.
+        unsafe { debug::release(from, to - from.addr().get(), P::POISON, P::POISON_BYTE) };
+    }
+
+    /// The checks of [`give_up`](Self::give_up), out of line.
+    #[cold]
+    #[inline(never)]
+    fn sweep(&self, c: NonNull<ChunkHeader>, from: NonNull<u8>, to: usize, when: When) {
+        let chunk = c.addr().get();
+        if !ChunkHeader::intact(c) {
+            debug::corruption_abort(&Corruption::ChunkHeader { chunk }, when.name());
+        }
+        let leaks = P::TRACK_LEAKS && matches!(when, When::Drop);
+        let arena = self.id();
+        // SAFETY: `from..to` is used data of the chunk, laid out by the
+        // canary allocation paths since the cursor stood at `from`.
+        let r = unsafe {
+            debug::walk(chunk, from, to, |b| {
+                if leaks && b.flags & (debug::TRACKED | debug::FREED) == debug::TRACKED {
+                    debug::report_leak(arena, Leak { addr: b.addr, size: b.size });
+                }
+            })
+        };
+        debug::or_abort(r, when.name());
     }
 
     /// Stops counting `c` as this arena's and gives it back.
     fn disown(&self, c: NonNull<ChunkHeader>) {
         self.reserved.set(self.reserved.get() - ChunkHeader::size(c));
         self.chunks.set(self.chunks.get() - 1);
-        chunk::release(c);
+        self.release_chunk(c);
     }
 
     /// Runs `f` and then frees everything it allocated, also when `f`
@@ -873,7 +1152,13 @@ impl<P: Policy> Arena<P> {
                 // inside outlives `f` (its lifetime is bounded by the borrow).
                 // SAFETY: the mark was taken by `scope` on this arena; see above.
                 unsafe { self.0.rewind(self.1) }
+                if P::LOG_EVENTS {
+                    debug::log(Event::ScopeExit { arena: self.0.id() });
+                }
             }
+        }
+        if P::LOG_EVENTS {
+            debug::log(Event::ScopeEnter { arena: self.id() });
         }
         let guard = Rewind(self, self.mark());
         f(guard.0)
@@ -892,6 +1177,9 @@ impl<P: Policy> Arena<P> {
     /// No block handed out by this arena is used again, and no scope of it
     /// is open.
     pub(crate) unsafe fn reset_shared(&self) {
+        if P::LOG_EVENTS {
+            debug::log(Event::Reset { arena: self.id() });
+        }
         self.unguard_stacks(core::ptr::null_mut());
         self.note_peak();
         let current = self.current.get();
@@ -900,7 +1188,12 @@ impl<P: Policy> Arena<P> {
         // which is cold after a large fill.
         if self.chunks.get() == 0 || (self.chunks.get() == 1 && !ChunkHeader::is_sentinel(current)) {
             // One chunk (or none): rewind it in place.
-            Self::poison(current, self.cursor.get().addr().get());
+            self.give_up(
+                current,
+                ChunkHeader::data_start(current),
+                self.cursor.get().addr().get(),
+                When::Reset,
+            );
             self.cursor.set(ChunkHeader::data_start(current));
             self.padding.set(0);
             self.count.set(0);
@@ -917,7 +1210,7 @@ impl<P: Policy> Arena<P> {
                 let h = unsafe { c.as_ref() };
                 cur = h.prev.get();
                 if let Some(end) = used_end {
-                    Self::poison(c, end);
+                    self.give_up(c, ChunkHeader::data_start(c), end, When::Reset);
                     used_end = cur.map(|p| {
                         // SAFETY: as above.
                         unsafe { p.as_ref() }.used_end.get()
@@ -967,19 +1260,35 @@ impl<P: Policy> Arena<P> {
         }
     }
 
-    /// Checks the arena's invariants (see the module docs); `Err` names the
-    /// first one broken. Cheap enough for tests, not for hot loops.
-    pub fn validate(&self) -> Result<(), &'static str> {
+    /// Checks the arena's invariants (see the module docs) and, under
+    /// policies with canaries (`Safe`, `Debug`), every chunk header and
+    /// every block's header and canary; `Err` names the first problem (for
+    /// a block: its address, size and chunk). Walks all the arena's
+    /// memory: cheap enough for tests and debug builds, not for hot loops.
+    ///
+    /// ```
+    /// use fiberalloc::{policy::Safe, Arena};
+    /// let arena = Arena::<Safe>::new();
+    /// let b = arena.alloc_slice_copy(&[0u8; 13]);
+    /// assert_eq!(arena.validate(), Ok(()));
+    /// // One byte past the block (what a buggy unsafe copy might do):
+    /// unsafe { b.as_mut_ptr().add(13).write(0) };
+    /// let err = arena.validate().unwrap_err();
+    /// assert!(err.to_string().contains("13 bytes"));
+    /// # unsafe { b.as_mut_ptr().add(13).write(0xCA) }; // put it back: dropping would abort
+    /// ```
+    pub fn validate(&self) -> Result<(), Corruption> {
+        let e = Corruption::Bookkeeping;
         let current = self.current.get();
         let cursor = self.cursor.get().addr().get();
         if ChunkHeader::data_start(current).addr().get() > cursor || cursor > self.limit_addr() {
-            return Err("cursor outside the current chunk");
+            return Err(e("cursor outside the current chunk"));
         }
         if self.limit_addr() != ChunkHeader::data_end(current) {
-            return Err("limit is not the current chunk's end");
+            return Err(e("limit is not the current chunk's end"));
         }
         if !ChunkHeader::is_sentinel(current) && !cursor.is_multiple_of(P::MIN_ALIGN) {
-            return Err("cursor not aligned to MIN_ALIGN");
+            return Err(e("cursor not aligned to MIN_ALIGN"));
         }
         // Walks one list; returns (bytes, chunks, data used in retired
         // chunks) for it.
@@ -988,12 +1297,12 @@ impl<P: Policy> Arena<P> {
             let mut cur = list;
             while let Some(c) = cur {
                 if ChunkHeader::is_sentinel(c) {
-                    return Err("sentinel linked into a list");
+                    return Err(e("sentinel linked into a list"));
                 }
                 bytes += ChunkHeader::size(c);
                 count += 1;
                 if count > 1 << 40 {
-                    return Err("cycle in a chunk list");
+                    return Err(e("cycle in a chunk list"));
                 }
                 // SAFETY: chunks on the arena's lists are owned and live.
                 let h = unsafe { c.as_ref() };
@@ -1001,7 +1310,7 @@ impl<P: Policy> Arena<P> {
                     let end = h.used_end.get();
                     let start = ChunkHeader::data_start(c).addr().get();
                     if end < start || end > ChunkHeader::data_end(c) {
-                        return Err("used_end outside its chunk");
+                        return Err(e("used_end outside its chunk"));
                     }
                     used += end - start;
                 }
@@ -1014,15 +1323,131 @@ impl<P: Policy> Arena<P> {
         let (b2, c2, _) = walk(self.spare.get(), false)?;
         let (b3, c3, _) = walk(self.big.get(), false)?;
         if b1 + b2 + b3 != self.reserved.get() || c1 + c2 + c3 != self.chunks.get() {
-            return Err("reserved bytes or chunk count out of step with the lists");
+            return Err(e("reserved bytes or chunk count out of step with the lists"));
         }
         if used_regular > self.retired_used.get() {
-            return Err("retired_used below the retired chunks' use");
+            return Err(e("retired_used below the retired chunks' use"));
         }
         if self.consumed() < self.padding.get() {
-            return Err("more padding than consumed bytes");
+            return Err(e("more padding than consumed bytes"));
+        }
+        if P::CANARIES {
+            let mut r = Ok(());
+            let mut cur = self.spare.get();
+            while let Some(c) = cur {
+                if !ChunkHeader::intact(c) {
+                    return Err(Corruption::ChunkHeader { chunk: c.addr().get() });
+                }
+                // SAFETY: spare chunks are owned and live.
+                cur = unsafe { c.as_ref() }.prev.get();
+            }
+            self.for_each_chunk(|c, end| {
+                if r.is_ok() {
+                    r = Self::check_chunk(c, end, |_| {});
+                }
+            });
+            r?;
         }
         Ok(())
+    }
+
+    /// Checks chunk `c`'s header and walks its blocks up to `end`.
+    fn check_chunk(
+        c: NonNull<ChunkHeader>,
+        end: usize,
+        f: impl FnMut(debug::Block),
+    ) -> Result<(), Corruption> {
+        if !ChunkHeader::intact(c) {
+            return Err(Corruption::ChunkHeader { chunk: c.addr().get() });
+        }
+        // SAFETY: `c` is a chunk of this arena holding blocks up to `end`,
+        // all laid out by the canary paths (the policy has canaries).
+        unsafe { debug::walk(c.addr().get(), ChunkHeader::data_start(c), end, f) }
+    }
+
+    /// The blocks still live that were allocated through a
+    /// `dealloc`-capable path (the `Allocator` impls, so allocator-api2's
+    /// and hashbrown's collections, and [`collections::Vec`](crate::collections::Vec)),
+    /// oldest chunk last. Only `Debug` records them; under other policies
+    /// the list is empty. Blocks from `alloc`, `alloc_str` and the like are
+    /// never freed one by one and are not listed. A walk stops at the first
+    /// corrupted block ([`validate`](Self::validate) names it).
+    ///
+    /// ```
+    /// use fiberalloc::{policy::Debug, Arena};
+    /// let arena = Arena::<Debug>::new();
+    /// let mut kept = allocator_api2::vec::Vec::new_in(&arena);
+    /// kept.extend([1u64, 2, 3]);
+    /// kept.shrink_to_fit();
+    /// let freed = allocator_api2::boxed::Box::new_in([0u8; 100], &arena);
+    /// drop(freed);
+    /// let leaks = arena.leaks();
+    /// assert_eq!(leaks.len(), 1);
+    /// assert_eq!((leaks[0].addr, leaks[0].size), (kept.as_ptr() as usize, 24));
+    /// ```
+    pub fn leaks(&self) -> Vec<Leak> {
+        let mut out = Vec::new();
+        if P::TRACK_LEAKS {
+            self.for_each_chunk(|c, end| {
+                let _ = Self::check_chunk(c, end, |b| {
+                    if b.flags & (debug::TRACKED | debug::FREED) == debug::TRACKED {
+                        out.push(Leak { addr: b.addr, size: b.size });
+                    }
+                });
+            });
+        }
+        out
+    }
+
+    /// A picture of the arena's chunks for [`report::svg`](crate::report::svg):
+    /// per chunk its live bytes, padding (headers, canaries, alignment and
+    /// freed blocks), free space and guard pages. Under `Fast`, which keeps
+    /// no per-block records, a chunk's used bytes all count as live; the
+    /// arena-wide padding is in [`stats`](Self::stats).
+    pub fn memory_map(&self) -> crate::report::MemoryMap {
+        use crate::report::{ChunkState, ChunkUsage};
+        let guard = |c| if ChunkHeader::guarded(c) { 2 * sys::page_size() } else { 0 };
+        let mut chunks = Vec::new();
+        let current = self.current.get();
+        self.for_each_chunk(|c, end| {
+            let start = ChunkHeader::data_start(c).addr().get();
+            let used = end - start;
+            let mut live = used;
+            if P::CANARIES {
+                live = 0;
+                let _ = Self::check_chunk(c, end, |b| {
+                    if b.flags & debug::FREED == 0 {
+                        live += b.size;
+                    }
+                });
+            }
+            let state = if c == current { ChunkState::Current } else { ChunkState::Full };
+            chunks.push(ChunkUsage {
+                addr: c.addr().get(),
+                state,
+                header: HEADER_SIZE,
+                live,
+                padding: used - live,
+                free: ChunkHeader::data_end(c) - end,
+                guard: guard(c),
+            });
+        });
+        let mut cur = self.spare.get();
+        while let Some(c) = cur {
+            chunks.push(ChunkUsage {
+                addr: c.addr().get(),
+                state: ChunkState::Spare,
+                header: HEADER_SIZE,
+                live: 0,
+                padding: 0,
+                free: ChunkHeader::capacity(c),
+                guard: guard(c),
+            });
+            // SAFETY: spare chunks are owned and live.
+            cur = unsafe { c.as_ref() }.prev.get();
+        }
+        let policy = core::any::type_name::<P>().rsplit("::").next().unwrap_or("?");
+        crate::report::MemoryMap { title: format!("Arena<{policy}>"), chunks, note: None }
     }
 
     /// Whether `ptr` lies in one of this arena's chunks (data areas).
@@ -1055,8 +1480,13 @@ impl<P: Policy> Drop for Arena<P> {
         if self.chunks.get() == 0 || (self.chunks.get() == 1 && !ChunkHeader::is_sentinel(current)) {
             // The common case: no chunk, or one that is current.
             if !ChunkHeader::is_sentinel(current) {
-                Self::poison(current, self.cursor.get().addr().get());
-                chunk::release(current);
+                self.give_up(
+                    current,
+                    ChunkHeader::data_start(current),
+                    self.cursor.get().addr().get(),
+                    When::Drop,
+                );
+                self.release_chunk(current);
             }
             return;
         }
@@ -1075,21 +1505,25 @@ impl<P: Policy> Arena<P> {
         while let Some(c) = cur {
             // SAFETY: chunks on the used list are owned and live.
             cur = unsafe { c.as_ref() }.prev.get();
-            Self::poison(c, used_end);
+            self.give_up(c, ChunkHeader::data_start(c), used_end, When::Drop);
             if let Some(p) = cur {
                 // SAFETY: as above.
                 used_end = unsafe { p.as_ref() }.used_end.get();
             }
-            chunk::release(c);
+            self.release_chunk(c);
         }
-        for list in [self.spare.get(), self.big.get()] {
+        for (list, used) in [(self.spare.get(), false), (self.big.get(), true)] {
             let mut cur = list;
             while let Some(c) = cur {
                 // SAFETY: chunks on the spare and big lists are owned and live.
                 let h = unsafe { c.as_ref() };
                 cur = h.prev.get();
-                Self::poison(c, h.used_end.get().max(ChunkHeader::data_start(c).addr().get()));
-                chunk::release(c);
+                // Spare chunks were given up (checked and poisoned) when
+                // their scope ended; big chunks hold one block each.
+                if used {
+                    self.give_up(c, ChunkHeader::data_start(c), h.used_end.get(), When::Drop);
+                }
+                self.release_chunk(c);
             }
         }
     }

@@ -268,7 +268,7 @@ fn grow<T, P: Policy>(
     let new_cap = if amortized { needed.max(cap.saturating_mul(2)).max(8) } else { needed };
     let new_layout = buffer_layout::<T>(new_cap)?;
     let new = if cap == 0 {
-        arena.try_alloc_layout(new_layout)?
+        arena.alloc_tracked(new_layout)?
     } else {
         let old_layout = buffer_layout::<T>(cap)?;
         // SAFETY: `ptr` is this arena's block laid out for `cap` elements

@@ -365,6 +365,13 @@ impl<P: Policy> SharedArena<P> {
         unsafe { crate::place(self.try_alloc_layout(Layout::new::<T>()), value) }
     }
 
+    /// The `Allocator` impls' allocation: the same as `try_alloc_layout`
+    /// (a shared arena keeps no per-block records; see the `debug` module).
+    #[inline(always)]
+    pub(crate) fn alloc_tracked(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        self.try_alloc_layout(layout)
+    }
+
     /// A block for `layout`, or `Err(AllocError)`. One atomic
     /// read-modify-write on the fast path (`fetch_add` for small requests,
     /// else a compare-exchange loop).

@@ -18,8 +18,9 @@ pub struct Stats {
     pub allocation_count: u64,
     /// Bytes the cursor passed over that hold no live block: alignment
     /// padding and rounding to the policy's `MIN_ALIGN` (under `Safe` and
-    /// `Debug`), and blocks freed or moved that were not the last one (a
-    /// bump arena cannot reuse them).
+    /// `Debug`, with each block's 16-byte header and its canary), and
+    /// blocks freed or moved that were not the last one (a bump arena
+    /// cannot reuse them).
     pub padding_bytes: usize,
     /// Bytes mapped for this arena, chunk headers included, guards excluded.
     pub reserved_bytes: usize,

@@ -25,9 +25,11 @@ fn last_block_grows_and_shrinks_in_place<P: Policy>() {
     let s = unsafe { a.shrink(g, l(4000, 8), l(16, 8)) }.unwrap().cast::<u8>();
     assert_eq!(s, p, "the last block must shrink in place");
     assert_eq!(arena.stats().allocated_bytes, 16);
-    // The next block starts right after the shrunk one.
+    // The next block starts right after the shrunk one (and, under
+    // canaries, its 8-byte canary and the next block's 16-byte header).
     let q = a.allocate(l(8, 8)).unwrap().cast::<u8>();
-    assert_eq!(q.as_ptr() as usize, p.as_ptr() as usize + 16);
+    let gap = if P::CANARIES { 16 + 8 + 16 } else { 16 };
+    assert_eq!(q.as_ptr() as usize, p.as_ptr() as usize + gap);
     // Freeing the last block moves the cursor back: the same address again.
     // SAFETY: `q` came from this allocator.
     unsafe { a.deallocate(q, l(8, 8)) };

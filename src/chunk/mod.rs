@@ -62,6 +62,10 @@ pub(crate) struct ChunkHeader {
     pub(crate) prev: Cell<Option<NonNull<ChunkHeader>>>,
     /// Where the cursor stood when the arena left this chunk.
     pub(crate) used_end: Cell<usize>,
+    /// [`CHUNK_MAGIC`](crate::debug::CHUNK_MAGIC) xor the header's
+    /// address, written when the chunk is mapped; checked by policies with
+    /// canaries ([`ChunkHeader::intact`]).
+    canary: u64,
 }
 
 // The sentinel's data area starts one past it: exactly HEADER_SIZE bytes in.
@@ -79,6 +83,7 @@ static EMPTY: Sentinel = Sentinel(ChunkHeader {
     guarded: false,
     prev: Cell::new(None),
     used_end: Cell::new(0),
+    canary: 0,
 });
 
 /// The static empty chunk, as a constant for `const fn`s.
@@ -142,7 +147,16 @@ impl ChunkHeader {
         unsafe { this.as_ref() }.size
     }
 
-    fn guarded(this: NonNull<ChunkHeader>) -> bool {
+    /// Whether the chunk's header still holds its canary (the sentinel,
+    /// never written, always does).
+    pub(crate) fn intact(this: NonNull<ChunkHeader>) -> bool {
+        // SAFETY: as in `size`.
+        let canary = unsafe { this.as_ref() }.canary;
+        Self::is_sentinel(this) || canary == crate::debug::CHUNK_MAGIC ^ this.addr().get() as u64
+    }
+
+    /// Whether the chunk has guard pages.
+    pub(crate) fn guarded(this: NonNull<ChunkHeader>) -> bool {
         // SAFETY: as in `size`.
         unsafe { this.as_ref() }.guarded
     }
@@ -292,6 +306,7 @@ pub(crate) fn map(size: usize, guards: bool) -> std::io::Result<NonNull<ChunkHea
         region: Some(region.into_raw()),
         prev: Cell::new(None),
         used_end: Cell::new(0),
+        canary: crate::debug::CHUNK_MAGIC ^ at.addr().get() as u64,
     };
     // SAFETY: the region's first usable page is ours, writable, page-aligned
     // (so aligned for the header) and larger than the header.
@@ -303,6 +318,9 @@ pub(crate) fn map(size: usize, guards: bool) -> std::io::Result<NonNull<ChunkHea
 /// process-wide cache, or the OS.
 pub(crate) fn release(c: NonNull<ChunkHeader>) {
     debug_assert!(!ChunkHeader::is_sentinel(c));
+    // Under AddressSanitizer the chunk leaves this arena usable by the next
+    // owner (or by whatever the OS maps at the same address).
+    crate::debug::unpoison(ChunkHeader::data_start(c), ChunkHeader::capacity(c));
     let state = SLOT_STATE.with(Cell::get);
     if state == 2 || ChunkHeader::size(c) > CACHE_MAX_CHUNK {
         release_shared(c);
