@@ -29,3 +29,16 @@ for row in typed runtime push exact warm; do
     done
     echo "$line |"
 done
+
+# The cost of the Safe and Debug policies on the same rows (Fast is the
+# fiberalloc column above).
+printf '\n| row | Fast | Safe | Debug |\n|---|---:|---:|---:|\n'
+for row in typed exact; do
+    line="| $row"
+    for who in fiberalloc fiberalloc-safe fiberalloc-debug; do
+        small=$(count "$who" "$row" 1000)
+        large=$(count "$who" "$row" 201000)
+        line="$line | $(( (large - small) / 200000 ))"
+    done
+    echo "$line |"
+done

@@ -276,7 +276,7 @@ impl<P: Policy> Arena<P> {
     #[inline(always)]
     pub fn try_alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         if P::CANARIES {
-            return self.alloc_checked(layout, 0);
+            return self.alloc_checked::<false>(layout);
         }
         let cursor = self.cursor.get();
         let addr = cursor.addr().get();
@@ -304,7 +304,7 @@ impl<P: Policy> Arena<P> {
             debug::unpoison(block, layout.size());
             return Ok(block);
         }
-        self.alloc_slow(layout, 0)
+        self.alloc_slow::<false>(layout)
     }
 
     /// A block for a `dealloc`-capable path (the `Allocator` impls and
@@ -313,7 +313,11 @@ impl<P: Policy> Arena<P> {
     #[inline(always)]
     pub(crate) fn alloc_tracked(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         if P::CANARIES {
-            self.alloc_checked(layout, if P::TRACK_LEAKS { debug::TRACKED } else { 0 })
+            if P::TRACK_LEAKS {
+                self.alloc_checked::<true>(layout)
+            } else {
+                self.alloc_checked::<false>(layout)
+            }
         } else {
             self.try_alloc_layout(layout)
         }
@@ -322,15 +326,26 @@ impl<P: Policy> Arena<P> {
     /// [`try_alloc_layout`](Self::try_alloc_layout) under canaries: a
     /// header below the block and a canary above it (see [`debug`]).
     #[inline(always)]
-    fn alloc_checked(&self, layout: Layout, flags: u64) -> Result<NonNull<u8>, AllocError> {
+    fn alloc_checked<const TRACK: bool>(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         if layout.size() == 0 {
             // No header for a block with no bytes: the slow path's dangling
             // pointer, which no chunk contains, so `deallocate` ignores it.
-            return self.alloc_slow(layout, flags);
+            return self.alloc_slow::<TRACK>(layout);
         }
-        match self.bump_checked(layout, flags) {
+        match self.bump_checked(layout, Self::flags::<TRACK>()) {
             Some(p) => Ok(p),
-            None => self.alloc_slow(layout, flags),
+            None => self.alloc_slow::<TRACK>(layout),
+        }
+    }
+
+    /// The header flags of a block allocated with `TRACK` (a const, so the
+    /// slow path of untracked allocations carries no flags argument).
+    #[inline(always)]
+    const fn flags<const TRACK: bool>() -> u64 {
+        if TRACK {
+            debug::TRACKED
+        } else {
+            0
         }
     }
 
@@ -419,7 +434,7 @@ impl<P: Policy> Arena<P> {
     /// current chunk has no room.
     #[cold]
     #[inline(never)]
-    fn alloc_slow(&self, layout: Layout, flags: u64) -> Result<NonNull<u8>, AllocError> {
+    fn alloc_slow<const TRACK: bool>(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let (size, align) = (layout.size(), layout.align().max(P::MIN_ALIGN));
         if size == 0 {
             // A zero-sized block needs no memory: a well-aligned dangling
@@ -461,7 +476,8 @@ impl<P: Policy> Arena<P> {
                 self.limit.set(limit);
                 self.add_padding(step - size);
                 self.count_one();
-                debug::unpoison(block, size);
+                // (No ASan unpoisoning: a chunk in the thread's slot was
+                // unpoisoned when it was released.)
                 return Ok(block);
             }
         }
@@ -481,14 +497,18 @@ impl<P: Policy> Arena<P> {
         let c = if let Some(c) = self.take_spare(span, align) {
             c
         } else if need > next {
-            return self.alloc_oversized(layout, need, flags);
+            return if P::CANARIES {
+                self.alloc_oversized_checked(layout, need, Self::flags::<TRACK>())
+            } else {
+                self.alloc_oversized(size, align, need)
+            };
         } else {
             self.new_chunk(need, next)?
         };
         self.enter(c);
         if P::CANARIES {
             // The chunk was chosen with room for the worst-case span.
-            return self.bump_checked(layout, flags).ok_or(AllocError);
+            return self.bump_checked(layout, Self::flags::<TRACK>()).ok_or(AllocError);
         }
         // The fresh chunk has room by construction; the fast path now
         // succeeds (a failure would mean a bug in the sizing, reported as
@@ -510,34 +530,9 @@ impl<P: Policy> Arena<P> {
     /// A block too large for the next regular chunk: a chunk of its own, on
     /// the `big` list; the current chunk stays current.
     #[inline(never)]
-    fn alloc_oversized(&self, layout: Layout, need: usize, flags: u64) -> Result<NonNull<u8>, AllocError> {
-        let (size, align) = (layout.size(), layout.align().max(P::MIN_ALIGN));
+    fn alloc_oversized(&self, size: usize, align: usize, need: usize) -> Result<NonNull<u8>, AllocError> {
         let c = self.new_chunk(need, need)?;
         let start = ChunkHeader::data_start(c);
-        if P::CANARIES {
-            let (at, next) = debug::place(start.addr().get(), size, align);
-            if next > ChunkHeader::data_end(c) {
-                self.disown(c);
-                return Err(AllocError);
-            }
-            let used = next - start.addr().get();
-            // SAFETY: the span `start..next` lies in the fresh chunk's data
-            // (checked above), 8-aligned by `place`.
-            let block = unsafe {
-                debug::write_block(start, at - debug::HEADER - start.addr().get(), size, flags);
-                start.add(at - start.addr().get())
-            };
-            // SAFETY: the header is ours and not the sentinel.
-            let h = unsafe { c.as_ref() };
-            h.prev.set(self.big.get());
-            h.used_end.set(next);
-            self.big.set(Some(c));
-            self.retired_used.set(self.retired_used.get() + used);
-            self.add_padding(used - size);
-            self.count_one();
-            self.log_alloc(block, layout);
-            return Ok(block);
-        }
         let Some(b) = align::bump_up(start.addr().get(), ChunkHeader::data_end(c), size, align, P::MIN_ALIGN)
         else {
             // Cannot happen (the chunk was sized for the block); give the
@@ -556,6 +551,42 @@ impl<P: Policy> Arena<P> {
         // SAFETY: `bump_up` placed the block inside the chunk's data.
         let block = unsafe { start.add(b.start - start.addr().get()) };
         debug::unpoison(block, size);
+        Ok(block)
+    }
+
+    /// [`alloc_oversized`](Self::alloc_oversized) under canaries: the
+    /// block's header at the chunk's data start, its canary after it.
+    #[inline(never)]
+    fn alloc_oversized_checked(
+        &self,
+        layout: Layout,
+        need: usize,
+        flags: u64,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let (size, align) = (layout.size(), layout.align().max(P::MIN_ALIGN));
+        let c = self.new_chunk(need, need)?;
+        let start = ChunkHeader::data_start(c);
+        let (at, next) = debug::place(start.addr().get(), size, align);
+        if next > ChunkHeader::data_end(c) {
+            self.disown(c);
+            return Err(AllocError);
+        }
+        let used = next - start.addr().get();
+        // SAFETY: the span `start..next` lies in the fresh chunk's data
+        // (checked above), 8-aligned by `place`.
+        let block = unsafe {
+            debug::write_block(start, at - debug::HEADER - start.addr().get(), size, flags);
+            start.add(at - start.addr().get())
+        };
+        // SAFETY: the header is ours and not the sentinel.
+        let h = unsafe { c.as_ref() };
+        h.prev.set(self.big.get());
+        h.used_end.set(next);
+        self.big.set(Some(c));
+        self.retired_used.set(self.retired_used.get() + used);
+        self.add_padding(used - size);
+        self.count_one();
+        self.log_alloc(block, layout);
         Ok(block)
     }
 
@@ -1091,7 +1122,11 @@ impl<P: Policy> Arena<P> {
     /// header) and aborts with a report on corruption; at drop under
     /// `TRACK_LEAKS` reports the tracked blocks still live; then poisons
     /// the range.
+    #[inline(always)]
     fn give_up(&self, c: NonNull<ChunkHeader>, from: NonNull<u8>, to: usize, when: When) {
+        if !(P::CANARIES || P::POISON || cfg!(fiberalloc_asan)) {
+            return;
+        }
         if ChunkHeader::is_sentinel(c) || to <= from.addr().get() {
             return;
         }

@@ -186,11 +186,11 @@ pub(crate) unsafe fn walk(
     mut f: impl FnMut(Block),
 ) -> Result<(), Corruption> {
     let base = from.addr().get();
-    // Reads the 8 bytes at address `q` (8-aligned), or the byte there.
+    // Reads the 8 bytes at address `q`, or the byte there.
     // SAFETY: every caller below first checks `q + 8 <= to` (or `q < to`
     // for a byte) and `q >= from`; `from..to` is readable memory of one
     // chunk (this function's contract), and `from` carries its provenance.
-    let word = |q: usize| unsafe { from.add(q - base).cast::<u64>().read() };
+    let word = |q: usize| unsafe { from.add(q - base).cast::<u64>().read_unaligned() };
     // SAFETY: as above.
     let byte = |q: usize| unsafe { from.add(q - base).read() };
     let mut p = base;
@@ -220,7 +220,10 @@ pub(crate) unsafe fn walk(
             return Err(header(h));
         };
         let next = round8(end) + TAIL;
-        if let Some(q) = (end..next).find(|&q| byte(q) != CANARY_BYTE) {
+        // The two words `write_canary` wrote cover the canary; only when
+        // one differs are its bytes looked at one by one.
+        if word(end) != CANARY_WORD || word(round8(end)) != CANARY_WORD {
+            let q = (end..next).find(|&q| byte(q) != CANARY_BYTE).unwrap_or(end);
             return Err(Corruption::Overrun { block: start, size, chunk, offset: q - start });
         }
         f(Block { addr: start, size, flags: (meta >> PAD_BITS) & 0xFF });

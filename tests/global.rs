@@ -8,6 +8,7 @@
 //! and the RSS checks are skipped (Miri has no `/proc`, and its memory is
 //! the heap stand-in's).
 
+use fiberalloc::report::ChunkState;
 use fiberalloc::{GlobalArena, GlobalStats};
 use std::alloc::{alloc, alloc_zeroed, dealloc, realloc, Layout};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -594,6 +595,33 @@ fn allocation_in_teardown() -> String {
     )
 }
 
+/// The memory map sees the thread's chunk and the free chunks, and the
+/// picture of it parses.
+fn memory_map() -> String {
+    // With the thread's cache of freed blocks empty, a new block is bumped
+    // from the thread's current chunk.
+    GLOBAL.flush_thread_cache();
+    let keep: Vec<Box<[u8; 100]>> = (0..1000).map(|_| Box::new([1u8; 100])).collect();
+    let last = Box::new([2u8; 40]);
+    let map = GLOBAL.memory_map();
+    let s = stats();
+    let current: Vec<_> = map.chunks.iter().filter(|c| c.state == ChunkState::Current).collect();
+    assert_eq!(current.len(), 1, "{map:?}");
+    let here = &*last as *const [u8; 40] as usize;
+    let c = current[0];
+    assert!(c.addr < here && here + 40 <= c.addr + c.header + c.live, "{here:#x} not in {c:?}");
+    let free =
+        map.chunks.iter().filter(|c| matches!(c.state, ChunkState::Spare | ChunkState::Decommitted)).count();
+    assert!(free <= s.chunks_cached + s.chunks_decommitted + 64, "{free} free chunks drawn, stats {s:?}");
+    assert!(map.chunks.iter().all(|c| c.size() == 1 << 20));
+    let svg = fiberalloc::report::svg(&map);
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+    let strips = doc.descendants().filter(|n| n.attribute("class") == Some("chunk")).count();
+    assert_eq!(strips, map.chunks.len());
+    drop((keep, last));
+    format!("{} strips ({free} free chunks)", strips)
+}
+
 fn main() {
     let started = stats();
     check("libraries (serde_json, regex, collections)", libraries);
@@ -609,6 +637,7 @@ fn main() {
     check("alloc_zeroed after reuse", zeroed_reuse);
     check("alloc_zeroed from recycled and decommitted chunks", zeroed_after_recycling);
     check("allocation during thread teardown", allocation_in_teardown);
+    check("memory map of this thread's chunks", memory_map);
 
     let end = stats();
     assert!(end.allocation_count > started.allocation_count && end.free_count > started.free_count);

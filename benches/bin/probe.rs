@@ -3,7 +3,9 @@
 //! `warm`: new arena + one allocation + drop; `exact`: `reserve_exact(1)` +
 //! push on each allocator's own vector; `push`: a plain push on it; `runtime`:
 //! an allocation of a runtime layout from the sizes of the criterion row;
-//! `stackpool`: a `StackPool` get and put, fiberalloc only).
+//! `stackpool`: a `StackPool` get and put, fiberalloc only;
+//! `fiberalloc-safe` and `fiberalloc-debug` run `typed` and `exact` under
+//! those policies).
 //! The script runs each twice with
 //! different N and divides the difference, so start-up costs cancel out.
 use fiberalloc::Arena;
@@ -162,6 +164,10 @@ fn main() {
                 black_box(black_box(l));
             }
         }
+        ("fiberalloc-safe", "typed") => typed_under::<fiberalloc::policy::Safe>(n),
+        ("fiberalloc-debug", "typed") => typed_under::<fiberalloc::policy::Debug>(n),
+        ("fiberalloc-safe", "exact") => exact_under::<fiberalloc::policy::Safe>(n),
+        ("fiberalloc-debug", "exact") => exact_under::<fiberalloc::policy::Debug>(n),
         _ => eprintln!("unknown: {who} {row} (bumpalo has no in-place exact growth: skipped)"),
     }
 }
@@ -172,4 +178,24 @@ fn layouts(n: usize) -> Vec<core::alloc::Layout> {
         .into_iter()
         .map(|s| core::alloc::Layout::from_size_align(s, 8).unwrap())
         .collect()
+}
+
+/// The `typed` row under another policy (its header and canary included:
+/// 24 more bytes a block).
+fn typed_under<P: fiberalloc::policy::Policy>(n: usize) {
+    let a = Arena::<P>::with_capacity(n * 32 + 64);
+    for i in 0..n {
+        black_box(a.alloc(black_box(i as u64)));
+    }
+}
+
+/// The `exact` row under another policy: in-place growth moves the canary.
+fn exact_under<P: fiberalloc::policy::Policy>(n: usize) {
+    let a = Arena::<P>::with_capacity(n + 4096);
+    let mut v = fiberalloc::collections::Vec::<u8, P>::new_in(&a);
+    for i in 0..n {
+        v.reserve_exact(1);
+        v.push(black_box(i as u8));
+    }
+    black_box(&v);
 }

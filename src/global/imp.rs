@@ -1136,6 +1136,78 @@ impl GlobalArena {
         }
     }
 
+    /// A picture of the chunks for [`report::svg`](crate::report::svg), as
+    /// far as one thread can see them without stopping the others: the
+    /// calling thread's current chunk (its bytes up to the cursor drawn as
+    /// live: `GlobalArena` counts live blocks per chunk, not bytes, so
+    /// blocks freed but not yet reclaimed are in there too) and every free
+    /// chunk, cached or decommitted. Chunks other threads bump in, retired
+    /// chunks pinned by live blocks and large mappings are summed in the
+    /// map's note. Allocates the map (so not from inside an allocator).
+    pub fn memory_map(&self) -> crate::report::MemoryMap {
+        use crate::report::{ChunkState, ChunkUsage, MemoryMap};
+        let data = CHUNK_SIZE - HEADER_SIZE;
+        let mut chunks = Vec::new();
+        let own = with_local(|l| (l.owner.chunk.get(), l.owner.cursor.get()))
+            .unwrap_or((ptr::null_mut(), ptr::null_mut()));
+        if !own.0.is_null() {
+            let used = own.1.addr() - (own.0.addr() + HEADER_SIZE);
+            chunks.push(ChunkUsage {
+                addr: own.0.addr(),
+                state: ChunkState::Current,
+                header: HEADER_SIZE,
+                live: used,
+                padding: 0,
+                free: data - used,
+                guard: 0,
+            });
+        }
+        // Copied out under the lock into a fixed array: allocating while
+        // holding it could need a chunk, and so the lock.
+        const SHOWN: usize = 64;
+        let mut free = [(0usize, false); SHOWN];
+        let (mut shown, mut more) = (0, 0);
+        FREE.with(|f| {
+            for (mut c, decommitted) in [(f.cached, false), (f.decommitted, true)] {
+                while !c.is_null() {
+                    if shown < SHOWN {
+                        free[shown] = (c.addr(), decommitted);
+                        shown += 1;
+                    } else {
+                        more += 1;
+                    }
+                    // SAFETY: chunks on the free list are valid headers,
+                    // reached under its lock.
+                    c = unsafe { (*c).next.get() };
+                }
+            }
+        });
+        for &(addr, decommitted) in &free[..shown] {
+            let state = if decommitted { ChunkState::Decommitted } else { ChunkState::Spare };
+            chunks.push(ChunkUsage {
+                addr,
+                state,
+                header: HEADER_SIZE,
+                live: 0,
+                padding: 0,
+                free: data,
+                guard: 0,
+            });
+        }
+        let s = self.stats();
+        let others = s.chunks_in_use.saturating_sub(!own.0.is_null() as usize);
+        let mut note = format!(
+            "not drawn: {others} chunks of other threads or retired (pinned: {} KiB), {} KiB in large mappings; live in all: {} KiB",
+            s.pinned_bytes >> 10,
+            s.large_bytes >> 10,
+            s.live_bytes >> 10
+        );
+        if more > 0 {
+            note.push_str(&format!("; {more} more free chunks"));
+        }
+        MemoryMap { title: "GlobalArena (this thread's view)".into(), chunks, note: Some(note) }
+    }
+
     /// Gives the calling thread's cached free blocks back to their chunks,
     /// so that chunks holding nothing else can be recycled. A thread keeps
     /// up to 8 MiB (or half its live bytes) of freed blocks for reuse; call
