@@ -120,8 +120,8 @@ fn main() {
     }
     println!("6. Arena::new + first allocation + drop: {:.1} ns", ns_per(N, t));
 
-    // 7. Policies: the same work under Fast, Safe (guard pages, poison) and
-    //    Debug.
+    // 7. Policies: the same work under Fast, Safe (guard pages, canaries,
+    //    poison) and Debug (leak records and the log hook too).
     fn work<P: fiberalloc::policy::Policy>() -> (f64, fiberalloc::Stats) {
         let mut a = Arena::<P>::new();
         let t = Instant::now();
@@ -255,6 +255,62 @@ fn main() {
 
     // 11. Fiber stacks: corosensei coroutines on pooled, guarded stacks.
     fiber_stacks();
+
+    // 12. Safe and Debug checks, and a picture of memory.
+    checks_and_picture();
+}
+
+static EVENTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn count_event(_: fiberalloc::debug::Event) {
+    EVENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn checks_and_picture() {
+    use fiberalloc::debug;
+    debug::set_log_hook(Some(count_event));
+    let arena = Arena::<Debug>::new();
+    let mut index = hashbrown::HashMap::new_in(&arena);
+    let mut lines = AVec::new_in(&arena);
+    for i in 0..2000u32 {
+        index.insert(i, i * i);
+        lines.push(arena.alloc_str(&format!("line {i}")).len());
+    }
+    let scratch = ABox::new_in([0u8; 13], &arena);
+    drop(ABox::new_in([0u8; 500], &arena));
+    println!(
+        "12. Arena<Debug>: {} events seen by the log hook; validate() = {:?}; {} blocks live from dealloc-capable paths ({} bytes)",
+        EVENTS.load(std::sync::atomic::Ordering::Relaxed),
+        arena.validate(),
+        arena.leaks().len(),
+        arena.leaks().iter().map(|l| l.size).sum::<usize>()
+    );
+    // A bug: one byte written past a 13-byte block. The canary sees it.
+    let p = ABox::into_raw(scratch) as *mut u8;
+    // SAFETY: one byte past the block is its canary, still arena memory;
+    // it is put back below.
+    unsafe { p.add(13).write(0) };
+    if let Err(e) = arena.validate() {
+        println!("    after a write one byte past a block: {e}");
+    }
+    // SAFETY: the canary byte back, and the block given back to the arena.
+    unsafe {
+        p.add(13).write(0xCA);
+        drop(ABox::from_raw_in(p as *mut [u8; 13], &arena));
+    }
+    debug::set_log_hook(None);
+    let map = arena.memory_map();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/target/fiberalloc-map.svg");
+    match std::fs::write(path, fiberalloc::report::svg(&map)) {
+        Ok(()) => println!("    memory map of its {} chunks written to {path}", map.chunks.len()),
+        Err(e) => println!("    could not write {path}: {e}"),
+    }
+    let global = GLOBAL.memory_map();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/target/fiberalloc-global-map.svg");
+    if std::fs::write(path, fiberalloc::report::svg(&global)).is_ok() {
+        println!("    GlobalArena's map as this thread sees it ({} chunks) written to {path}", global.chunks.len());
+    }
+    drop((index, lines));
 }
 
 /// About 1 KiB of stack per level.

@@ -105,9 +105,13 @@ const TOP: usize = 64;
 /// chunk (`<g class="chunk">`, in the map's order) with its address, size
 /// and byte counts beside it.
 pub fn svg(map: &MemoryMap) -> String {
+    let labels: Vec<String> = map.chunks.iter().map(label).collect();
     let rows = map.chunks.len() + 1 + map.note.is_some() as usize;
     let height = TOP + rows * ROW + 10;
-    let width = STRIP_X + STRIP_W + 420;
+    // Monospace at 12 px: about 7.3 px a character.
+    let widest = labels.iter().map(|l| l.len()).max().unwrap_or(0);
+    let note = map.note.as_ref().map_or(0, |n| n.len());
+    let width = (STRIP_X + STRIP_W + 10 + widest * 73 / 10).max(STRIP_X + note * 73 / 10) + 20;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -171,19 +175,7 @@ pub fn svg(map: &MemoryMap) -> String {
             at += w;
             left -= w;
         }
-        let _ = writeln!(
-            out,
-            r#"  <text x="{}" y="{}">{:#x} {} {}: live {}, padding {}, free {}{}</text>"#,
-            STRIP_X + STRIP_W + 10,
-            y + 13,
-            c.addr,
-            c.state.name(),
-            Bytes(c.size()),
-            Bytes(c.live),
-            Bytes(c.padding),
-            Bytes(c.free),
-            if c.guard > 0 { format!(", guard {}", Bytes(c.guard)) } else { String::new() }
-        );
+        let _ = writeln!(out, r#"  <text x="{}" y="{}">{}</text>"#, STRIP_X + STRIP_W + 10, y + 13, labels[i]);
         let _ = writeln!(out, "</g>");
     }
     if let Some(note) = &map.note {
@@ -192,6 +184,20 @@ pub fn svg(map: &MemoryMap) -> String {
     }
     out.push_str("</svg>\n");
     out
+}
+
+/// The numbers written beside a chunk's strip (no characters to escape).
+fn label(c: &ChunkUsage) -> String {
+    let guard = if c.guard > 0 { format!(", guard {}", Bytes(c.guard)) } else { String::new() };
+    format!(
+        "{:#x} {} {}: live {}, padding {}, free {}{guard}",
+        c.addr,
+        c.state.name(),
+        Bytes(c.size()),
+        Bytes(c.live),
+        Bytes(c.padding),
+        Bytes(c.free)
+    )
 }
 
 /// Escapes text for an XML text node or attribute.
