@@ -308,7 +308,10 @@ fn checks_and_picture() {
     let global = GLOBAL.memory_map();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/target/fiberalloc-global-map.svg");
     if std::fs::write(path, fiberalloc::report::svg(&global)).is_ok() {
-        println!("    GlobalArena's map as this thread sees it ({} chunks) written to {path}", global.chunks.len());
+        println!(
+            "    GlobalArena's map as this thread sees it ({} chunks) written to {path}",
+            global.chunks.len()
+        );
     }
     drop((index, lines));
 }

@@ -175,7 +175,8 @@ pub fn svg(map: &MemoryMap) -> String {
             at += w;
             left -= w;
         }
-        let _ = writeln!(out, r#"  <text x="{}" y="{}">{}</text>"#, STRIP_X + STRIP_W + 10, y + 13, labels[i]);
+        let _ =
+            writeln!(out, r#"  <text x="{}" y="{}">{}</text>"#, STRIP_X + STRIP_W + 10, y + 13, labels[i]);
         let _ = writeln!(out, "</g>");
     }
     if let Some(note) = &map.note {

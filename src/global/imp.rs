@@ -1015,10 +1015,11 @@ unsafe fn large_free(ptr: *mut u8, size: usize, align: usize) {
 /// `mremap`). The README's "GlobalArena" section has the details.
 ///
 /// All `GlobalArena` values share one state (the chunks, the free list and
-/// the counters are process-wide), so it is a zero-sized handle.
+/// the counters are process-wide), so a handle holds only whether it
+/// records live blocks ([`GlobalArena::tracking`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GlobalArena {
-    _private: (),
+    track: bool,
 }
 
 /// A snapshot of [`GlobalArena`]'s counters.
@@ -1108,7 +1109,64 @@ impl GlobalArena {
     /// The allocator handle. `const`, so it can initialise the
     /// `#[global_allocator]` static.
     pub const fn new() -> Self {
-        GlobalArena { _private: () }
+        GlobalArena { track: false }
+    }
+
+    /// An allocator that also records every live block (its address and
+    /// size) for [`leaks`](Self::leaks): leak tracking for debug builds.
+    ///
+    /// ```
+    /// use fiberalloc::GlobalArena;
+    /// #[global_allocator]
+    /// static GLOBAL: GlobalArena =
+    ///     if cfg!(debug_assertions) { GlobalArena::tracking() } else { GlobalArena::new() };
+    /// # fn main() {}
+    /// ```
+    ///
+    /// The records live in a hash table of their own mapping (nothing is
+    /// allocated through an allocator), behind one spin lock: every
+    /// allocation and free takes it, so this is for finding leaks, not for
+    /// speed. With [`new`](Self::new) the record calls are compiled out (the
+    /// flag is a constant of the `static`). If the table cannot grow (the
+    /// OS refuses memory), further blocks go unrecorded and
+    /// [`untracked_blocks`](Self::untracked_blocks) counts them.
+    pub const fn tracking() -> Self {
+        GlobalArena { track: true }
+    }
+
+    /// Whether this handle records live blocks.
+    pub const fn is_tracking(&self) -> bool {
+        self.track
+    }
+
+    /// The blocks allocated through a tracking handle and not freed yet,
+    /// in no particular order (the returned `Vec`'s own buffer left out);
+    /// empty for a handle made by [`new`](Self::new).
+    pub fn leaks(&self) -> Vec<crate::debug::Leak> {
+        if !self.track {
+            return Vec::new();
+        }
+        let n = LIVE.with(|t| t.len);
+        // Allocated before the lock is taken (allocating records the block,
+        // which takes the lock); blocks made meanwhile by other threads may
+        // not fit and are left out.
+        let mut out: Vec<crate::debug::Leak> = Vec::with_capacity(n + 64);
+        let own = out.as_ptr().addr();
+        LIVE.with(|t| {
+            for &[addr, size] in t.entries() {
+                if addr > TOMB && addr != own && out.len() < out.capacity() {
+                    out.push(crate::debug::Leak { addr, size });
+                }
+            }
+        });
+        out
+    }
+
+    /// Blocks a tracking handle could not record because its table could
+    /// not grow.
+    pub fn untracked_blocks(&self) -> usize {
+        // Relaxed: a statistic.
+        UNTRACKED.load(Ordering::Relaxed)
     }
 
     /// A snapshot of the process-wide counters. Takes two short spin locks
@@ -1404,16 +1462,52 @@ impl GlobalArena {
 unsafe impl GlobalAlloc for GlobalArena {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        Self::alloc_layout(layout, false)
+        let p = Self::alloc_layout(layout, false);
+        if self.track {
+            record(p, layout.size());
+        }
+        p
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        Self::alloc_layout(layout, true)
+        let p = Self::alloc_layout(layout, true);
+        if self.track {
+            record(p, layout.size());
+        }
+        p
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if self.track {
+            forget(ptr);
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { Self::dealloc_raw(ptr, layout) }
+    }
+
+    // Inlined into `__rust_realloc`, where `self` is the `static` and the
+    // tracking flag a constant.
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded from the caller.
+        let p = unsafe { Self::realloc_raw(ptr, layout, new_size) };
+        if self.track && !p.is_null() {
+            forget(ptr);
+            record(p, new_size);
+        }
+        p
+    }
+}
+
+impl GlobalArena {
+    /// `dealloc` without the live-block record.
+    ///
+    /// # Safety
+    /// As for [`GlobalAlloc::dealloc`].
+    #[inline(always)]
+    unsafe fn dealloc_raw(ptr: *mut u8, layout: Layout) {
         let (size, align) = (layout.size(), layout.align());
         if is_large(size, align) {
             // SAFETY: a large layout was served by `large_alloc` (caller
@@ -1425,7 +1519,12 @@ unsafe impl GlobalAlloc for GlobalArena {
         }
     }
 
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+    /// `realloc` without the live-block record.
+    ///
+    /// # Safety
+    /// As for [`GlobalAlloc::realloc`].
+    #[inline(always)]
+    unsafe fn realloc_raw(ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let (old_size, align) = (layout.size(), layout.align());
         let old_large = is_large(old_size, align);
         let new_large = is_large(new_size, align);
@@ -1467,23 +1566,201 @@ unsafe impl GlobalAlloc for GlobalArena {
         // SAFETY: the caller guarantees that `new_size`, rounded up to
         // `align`, does not overflow `isize`.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, align) };
-        // SAFETY: `new_layout` has a non-zero size (caller).
-        let fresh = unsafe { self.alloc(new_layout) };
+        let fresh = Self::alloc_layout(new_layout, false);
         if !fresh.is_null() {
             // SAFETY: both blocks are live and distinct; the old one is
             // freed with the layout it was allocated with.
             unsafe {
                 ptr::copy_nonoverlapping(ptr, fresh, old_size.min(new_size));
-                self.dealloc(ptr, layout);
+                Self::dealloc_raw(ptr, layout);
             }
         }
         fresh
     }
 }
 
+// ---------------------------------------------------------------------------
+// Live-block records of a tracking handle.
+
+/// An open-addressing hash table (linear probing) of live blocks, address
+/// to size, in a mapping of its own: recording a block never allocates
+/// through an allocator. A slot is `[addr, size]`; `addr` 0 is empty, 1 a
+/// deleted entry (no block lives at address 0 or 1).
+struct LiveTable {
+    slots: *mut [usize; 2],
+    /// Slots (a power of two, or 0 before the first record).
+    cap: usize,
+    /// Live entries.
+    len: usize,
+    /// Deleted entries still taking a slot.
+    tombs: usize,
+}
+
+// SAFETY: the table's mapping is reached only under `LIVE`'s lock.
+unsafe impl Send for LiveTable {}
+
+static LIVE: SpinLock<LiveTable> =
+    SpinLock::new(LiveTable { slots: ptr::null_mut(), cap: 0, len: 0, tombs: 0 });
+/// Blocks not recorded because the table could not grow.
+static UNTRACKED: AtomicUsize = AtomicUsize::new(0);
+
+const EMPTY_SLOT: usize = 0;
+const TOMB: usize = 1;
+
+impl LiveTable {
+    fn entries(&self) -> &[[usize; 2]] {
+        if self.cap == 0 {
+            return &[];
+        }
+        // SAFETY: `slots` is a live mapping of `cap` slots (zero-filled
+        // when mapped, so every slot is initialised), owned by the table.
+        unsafe { core::slice::from_raw_parts(self.slots, self.cap) }
+    }
+
+    fn entries_mut(&mut self) -> &mut [[usize; 2]] {
+        if self.cap == 0 {
+            return &mut [];
+        }
+        // SAFETY: as in `entries`; `&mut self` is the only access.
+        unsafe { core::slice::from_raw_parts_mut(self.slots, self.cap) }
+    }
+
+    fn home(&self, addr: usize) -> usize {
+        // Fibonacci hashing of the address without its low (alignment) bits.
+        ((addr >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (usize::BITS - self.cap.trailing_zeros()))
+            & (self.cap - 1)
+    }
+
+    /// Records `addr` with `size` (replacing an entry for `addr`); `false`
+    /// if the table was full and could not grow.
+    fn insert(&mut self, addr: usize, size: usize) -> bool {
+        if (self.len + self.tombs + 1) * 2 > self.cap && !self.rebuild() {
+            return false;
+        }
+        let mask = self.cap - 1;
+        let mut i = self.home(addr);
+        let mut tomb = None;
+        let slots = self.entries_mut();
+        loop {
+            match slots[i][0] {
+                EMPTY_SLOT => break,
+                TOMB => {
+                    tomb.get_or_insert(i);
+                }
+                a if a == addr => {
+                    slots[i][1] = size;
+                    return true;
+                }
+                _ => {}
+            }
+            i = (i + 1) & mask;
+        }
+        let at = match tomb {
+            Some(t) => {
+                self.tombs -= 1;
+                t
+            }
+            None => i,
+        };
+        self.entries_mut()[at] = [addr, size];
+        self.len += 1;
+        true
+    }
+
+    /// Forgets `addr`; whether it was recorded.
+    fn remove(&mut self, addr: usize) -> bool {
+        if self.cap == 0 {
+            return false;
+        }
+        let mask = self.cap - 1;
+        let mut i = self.home(addr);
+        let slots = self.entries_mut();
+        loop {
+            match slots[i][0] {
+                EMPTY_SLOT => return false,
+                a if a == addr => {
+                    slots[i][0] = TOMB;
+                    self.len -= 1;
+                    self.tombs += 1;
+                    return true;
+                }
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    /// Moves the entries to a new mapping, twice as large when more than a
+    /// quarter is live (tombstones dropped); `false` if it cannot be mapped.
+    fn rebuild(&mut self) -> bool {
+        let cap = if self.cap == 0 {
+            4096
+        } else if self.len * 4 > self.cap {
+            self.cap * 2
+        } else {
+            self.cap
+        };
+        let bytes = cap * core::mem::size_of::<[usize; 2]>();
+        let Ok(mem) = sys::map(bytes) else { return false };
+        let old = core::mem::replace(self, LiveTable { slots: mem.as_ptr().cast(), cap, len: 0, tombs: 0 });
+        for &[addr, size] in old.entries() {
+            if addr > TOMB {
+                self.insert(addr, size);
+            }
+        }
+        if old.cap > 0 {
+            let old_bytes = old.cap * core::mem::size_of::<[usize; 2]>();
+            // SAFETY: the old table's mapping, no longer referred to.
+            let _ = unsafe { sys::release(NonNull::new_unchecked(old.slots.cast()), old_bytes) };
+        }
+        true
+    }
+}
+
+/// Records a block handed out by a tracking handle (nothing for null).
+#[cold]
+#[inline(never)]
+fn record(p: *mut u8, size: usize) {
+    if !p.is_null() && !LIVE.with(|t| t.insert(p.addr(), size)) {
+        // Relaxed: a statistic.
+        UNTRACKED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Forgets a block a tracking handle is freeing.
+#[cold]
+#[inline(never)]
+fn forget(p: *mut u8) {
+    LIVE.with(|t| t.remove(p.addr()));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_table_grows_forgets_and_reuses_tombstones() {
+        let mut t = LiveTable { slots: ptr::null_mut(), cap: 0, len: 0, tombs: 0 };
+        let n = if cfg!(miri) { 3000 } else { 20_000 };
+        for i in 0..n {
+            assert!(t.insert(0x1000 + i * 16, i));
+        }
+        assert_eq!(t.len, n);
+        assert!(t.cap >= 2 * n);
+        for i in (0..n).step_by(2) {
+            assert!(t.remove(0x1000 + i * 16));
+            assert!(!t.remove(0x1000 + i * 16), "removed twice");
+        }
+        assert!(t.insert(0x1000 + 16, 99), "replacing an entry");
+        assert_eq!(t.len, n / 2);
+        let mut live: Vec<[usize; 2]> = t.entries().iter().copied().filter(|e| e[0] > TOMB).collect();
+        live.sort();
+        assert_eq!(live.len(), n / 2);
+        assert_eq!(live[0], [0x1000 + 16, 99]);
+        assert!(live.iter().skip(1).all(|&[a, s]| (a - 0x1000) / 16 == s && s % 2 == 1));
+        // SAFETY: the table's own mapping, given back once.
+        let bytes = t.cap * core::mem::size_of::<[usize; 2]>();
+        let _ = unsafe { sys::release(NonNull::new_unchecked(t.slots.cast()), bytes) };
+    }
 
     #[test]
     fn stats_display_is_a_small_table() {
