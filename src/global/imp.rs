@@ -1757,8 +1757,8 @@ mod tests {
         assert_eq!(live.len(), n / 2);
         assert_eq!(live[0], [0x1000 + 16, 99]);
         assert!(live.iter().skip(1).all(|&[a, s]| (a - 0x1000) / 16 == s && s % 2 == 1));
-        // SAFETY: the table's own mapping, given back once.
         let bytes = t.cap * core::mem::size_of::<[usize; 2]>();
+        // SAFETY: the table's own mapping, given back once.
         let _ = unsafe { sys::release(NonNull::new_unchecked(t.slots.cast()), bytes) };
     }
 
