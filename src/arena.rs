@@ -1159,6 +1159,7 @@ impl<P: Policy> Arena<P> {
                 if leaks && b.flags & (debug::TRACKED | debug::FREED) == debug::TRACKED {
                     debug::report_leak(arena, Leak { addr: b.addr, size: b.size });
                 }
+                Ok(())
             })
         };
         debug::or_abort(r, when.name());
@@ -1382,7 +1383,7 @@ impl<P: Policy> Arena<P> {
             }
             self.for_each_chunk(|c, end| {
                 if r.is_ok() {
-                    r = Self::check_chunk(c, end, |_| {});
+                    r = Self::check_chunk(c, end, |_| Ok(()));
                 }
             });
             r?;
@@ -1394,7 +1395,7 @@ impl<P: Policy> Arena<P> {
     fn check_chunk(
         c: NonNull<ChunkHeader>,
         end: usize,
-        f: impl FnMut(debug::Block),
+        f: impl FnMut(debug::Block) -> Result<(), Corruption>,
     ) -> Result<(), Corruption> {
         if !ChunkHeader::intact(c) {
             return Err(Corruption::ChunkHeader { chunk: c.addr().get() });
@@ -1432,6 +1433,7 @@ impl<P: Policy> Arena<P> {
                     if b.flags & (debug::TRACKED | debug::FREED) == debug::TRACKED {
                         out.push(Leak { addr: b.addr, size: b.size });
                     }
+                    Ok(())
                 });
             });
         }
@@ -1458,6 +1460,7 @@ impl<P: Policy> Arena<P> {
                     if b.flags & debug::FREED == 0 {
                         live += b.size;
                     }
+                    Ok(())
                 });
             }
             let state = if c == current { ChunkState::Current } else { ChunkState::Full };

@@ -41,6 +41,9 @@ pub(crate) const CANARY_BYTE: u8 = 0xCA;
 const CANARY_WORD: u64 = u64::from_ne_bytes([CANARY_BYTE; 8]);
 /// Fills the alignment gap below a header.
 const PAD_WORD: u64 = 0xFAFA_FAFA_FAFA_FAFA;
+/// Marks where the blocks of a range end before the range does: the tail a
+/// `SharedArena` claim overshot, the unused part of a lease's block.
+const END_WORD: u64 = 0xE0D0_E0D0_E0D0_E0D0;
 const MAGIC: u64 = 0xB10C;
 const PAD_BITS: u32 = 40;
 const PAD_MASK: u64 = (1 << PAD_BITS) - 1;
@@ -49,6 +52,8 @@ const PAD_MASK: u64 = (1 << PAD_BITS) - 1;
 pub(crate) const TRACKED: u64 = 1;
 /// Header flag: the block was deallocated (a hole the cursor cannot take back).
 pub(crate) const FREED: u64 = 2;
+/// Header flag: a `SharedArena` lease's block, holding blocks of its own.
+pub(crate) const LEASE: u64 = 4;
 
 /// The magic number kept in every chunk header under every policy,
 /// xor'ed with the header's address; checked under canaries.
@@ -142,6 +147,19 @@ pub(crate) unsafe fn resize_block(start: NonNull<u8>, old: usize, new: usize, ke
     }
 }
 
+/// Marks the end of the blocks of a range at `at` (see `END_WORD`).
+///
+/// # Safety
+/// `at..at + 8` is writable memory of the caller's, 8-aligned, that no
+/// block uses.
+pub(crate) unsafe fn write_end(at: NonNull<u8>) {
+    // SAFETY: by the caller's promise.
+    unsafe {
+        unpoison(at, 8);
+        at.cast::<u64>().write(END_WORD);
+    }
+}
+
 /// Sets `flag` in the header of the block at `start`.
 ///
 /// # Safety
@@ -172,8 +190,9 @@ pub(crate) struct Block {
 }
 
 /// Walks the blocks of chunk `chunk` from `from` (a position the cursor
-/// once had) up to `to`, checking each header and canary; calls `f` on
-/// each block that checks out. Returns the first problem found.
+/// once had) up to `to` (or an end mark), checking each header and
+/// canary; calls `f` on each block that checks out (and stops at its
+/// error). Returns the first problem found.
 ///
 /// # Safety
 /// `from..to` is memory of one chunk, readable, laid out by
@@ -183,7 +202,7 @@ pub(crate) unsafe fn walk(
     chunk: usize,
     from: NonNull<u8>,
     to: usize,
-    mut f: impl FnMut(Block),
+    mut f: impl FnMut(Block) -> Result<(), Corruption>,
 ) -> Result<(), Corruption> {
     let base = from.addr().get();
     // Reads the 8 bytes at address `q`, or the byte there.
@@ -199,6 +218,10 @@ pub(crate) unsafe fn walk(
         let mut h = p;
         while h + 8 <= to && word(h) == PAD_WORD {
             h += 8;
+        }
+        if h + 8 <= to && word(h) == END_WORD {
+            p = to;
+            break;
         }
         if h == to {
             // Pad words left by a block shrunk where it stood end the range.
@@ -226,7 +249,7 @@ pub(crate) unsafe fn walk(
             let q = (end..next).find(|&q| byte(q) != CANARY_BYTE).unwrap_or(end);
             return Err(Corruption::Overrun { block: start, size, chunk, offset: q - start });
         }
-        f(Block { addr: start, size, flags: (meta >> PAD_BITS) & 0xFF });
+        f(Block { addr: start, size, flags: (meta >> PAD_BITS) & 0xFF })?;
         p = next;
     }
     if p != to {

@@ -63,6 +63,7 @@
 
 use crate::align;
 use crate::chunk::{self, ChunkHeader, ChunkRequest, HEADER_SIZE};
+use crate::debug::{self, Corruption, Leak};
 use crate::policy::{Fast, Policy};
 use crate::stats::Stats;
 use crate::sync::{spin_wait, AtomicPtr, AtomicUsize, Mutex, Ordering};
@@ -123,7 +124,10 @@ impl SharedChunk {
     /// at most `MIN_ALIGN`-aligned, else a compare-exchange loop. `None` if
     /// the chunk has no room.
     #[inline(always)]
-    fn bump<P: Policy>(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
+    fn bump<P: Policy>(&self, size: usize, align: usize, flags: u64) -> Option<NonNull<u8>> {
+        if P::CANARIES {
+            return self.bump_checked::<P>(size, align, flags);
+        }
         let round = (size + (P::MIN_ALIGN - 1)) & !(P::MIN_ALIGN - 1);
         if align <= P::MIN_ALIGN && round <= FETCH_ADD_MAX {
             // Acquire: the bytes may have been given back by another
@@ -153,6 +157,59 @@ impl SharedChunk {
             // value (nothing is read through it).
             match self.cursor.compare_exchange_weak(cur, end, Ordering::Acquire, Ordering::Relaxed) {
                 Ok(_) => return Some(self.block_at(start)),
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// [`bump`](Self::bump) under canaries: the claim covers the block's
+    /// header and canary too (see [`debug`]), written by the claimant.
+    #[inline(always)]
+    fn bump_checked<P: Policy>(&self, size: usize, align: usize, flags: u64) -> Option<NonNull<u8>> {
+        let round = (size + (P::MIN_ALIGN - 1)) & !(P::MIN_ALIGN - 1);
+        if align <= P::MIN_ALIGN && round <= FETCH_ADD_MAX {
+            // The cursor is 8-aligned and `align <= 8`: the block follows
+            // its header with no pad words.
+            let span = debug::HEADER + round + debug::TAIL;
+            // Acquire: as in `bump`.
+            let at = self.cursor.fetch_add(span, Ordering::Acquire);
+            if at + span <= self.end {
+                let from = self.block_at(at);
+                // SAFETY: the claim `at..at + span` is this thread's alone
+                // and lies inside the chunk's data.
+                unsafe { debug::write_block(from, 0, size, flags) };
+                return Some(self.block_at(at + debug::HEADER));
+            }
+            if at < self.end {
+                // The first claim past the end: the chunk's blocks stop
+                // here. Nobody else can claim `at..end` (the cursor stays
+                // past the end), and both are multiples of 8.
+                // SAFETY: 8 bytes inside the data no block uses.
+                unsafe { debug::write_end(self.block_at(at)) };
+            }
+            return None;
+        }
+        // Relaxed: only the first guess; the exchange decides.
+        let mut cur = self.cursor.load(Ordering::Relaxed);
+        loop {
+            if cur >= self.end {
+                return None;
+            }
+            // No overflow: `cur < end`, a user-space address, and a
+            // Layout's size and alignment.
+            let (start, next) = debug::place(cur, size, align);
+            if next > self.end {
+                return None;
+            }
+            // Acquire on success, Relaxed on failure: as in `bump`.
+            match self.cursor.compare_exchange_weak(cur, next, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => {
+                    // SAFETY: the claim `cur..next` is this thread's.
+                    unsafe {
+                        debug::write_block(self.block_at(cur), start - debug::HEADER - cur, size, flags)
+                    };
+                    return Some(self.block_at(start));
+                }
                 Err(now) => cur = now,
             }
         }
@@ -327,7 +384,7 @@ impl<P: Policy> SharedArena<P> {
         if bytes > 0 {
             let layout = Layout::from_size_align(bytes, 1).unwrap_or(Layout::new::<u8>());
             let mut r = arena.lock();
-            match arena.install(&mut r, &arena.direct, bytes, 1, false) {
+            match arena.install(&mut r, &arena.direct, bytes, 1, false, 0) {
                 Ok(c) => {
                     // Nothing was placed: rewind the block `install` made.
                     // SAFETY: `c` was just installed and no other thread
@@ -365,11 +422,15 @@ impl<P: Policy> SharedArena<P> {
         unsafe { crate::place(self.try_alloc_layout(Layout::new::<T>()), value) }
     }
 
-    /// The `Allocator` impls' allocation: the same as `try_alloc_layout`
-    /// (a shared arena keeps no per-block records; see the `debug` module).
+    /// The `Allocator` impls' allocation: under `TRACK_LEAKS` the block is
+    /// recorded for [`leaks`](Self::leaks).
     #[inline(always)]
     pub(crate) fn alloc_tracked(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        self.try_alloc_layout(layout)
+        if P::TRACK_LEAKS {
+            self.alloc_lane(&self.direct, layout, debug::TRACKED)
+        } else {
+            self.try_alloc_layout(layout)
+        }
     }
 
     /// A block for `layout`, or `Err(AllocError)`. One atomic
@@ -382,11 +443,11 @@ impl<P: Policy> SharedArena<P> {
         // static sentinel); chunks live until `&mut self` frees them.
         let c = unsafe { &*self.direct.current.load(Ordering::Acquire) };
         if layout.size() != 0 {
-            if let Some(p) = c.bump::<P>(layout.size(), layout.align()) {
+            if let Some(p) = c.bump::<P>(layout.size(), layout.align(), 0) {
                 return Ok(p);
             }
         }
-        self.alloc_slow(&self.direct, layout)
+        self.alloc_slow(&self.direct, layout, 0)
     }
 
     /// Copies `src` into the arena.
@@ -407,7 +468,7 @@ impl<P: Policy> SharedArena<P> {
     /// The slow path: zero-sized requests, and refills under the lock.
     #[cold]
     #[inline(never)]
-    fn alloc_slow(&self, lane: &Lane, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+    fn alloc_slow(&self, lane: &Lane, layout: Layout, flags: u64) -> Result<NonNull<u8>, AllocError> {
         let (size, align) = (layout.size(), layout.align().max(P::MIN_ALIGN));
         if size == 0 {
             // SAFETY: `align` is a non-zero power of two.
@@ -417,15 +478,17 @@ impl<P: Policy> SharedArena<P> {
         // Another thread may have installed a chunk while we waited.
         // SAFETY: as in `try_alloc_layout`.
         let c = unsafe { &*lane.current.load(Ordering::Acquire) };
-        if let Some(p) = c.bump::<P>(size, align) {
+        if let Some(p) = c.bump::<P>(size, align, flags) {
             return Ok(p);
         }
-        let c = self.install(&mut r, lane, size, align, true)?;
+        let c = self.install(&mut r, lane, size, align, true, flags)?;
         // SAFETY: `install` placed the block at the chunk's start (rounded
-        // up to `align`); it is this thread's.
+        // up to `align`, past its header under canaries); it is this
+        // thread's.
         let c = unsafe { &*c };
         let start = c.start.addr().get();
-        let at = (start + align - 1) & !(align - 1);
+        let at =
+            if P::CANARIES { debug::place(start, size, align).0 } else { (start + align - 1) & !(align - 1) };
         // SAFETY: inside the chunk's data, below its cursor.
         Ok(unsafe { c.start.add(at - start) })
     }
@@ -441,10 +504,15 @@ impl<P: Policy> SharedArena<P> {
         size: usize,
         align: usize,
         allow_oversized: bool,
+        flags: u64,
     ) -> Result<*mut SharedChunk, AllocError> {
         let header = HEADER_SIZE + SHARED_HEADER;
         let page = crate::sys::page_size();
-        let need = align::chunk_size_for(size, align, header, page, P::MIN_CHUNK_SIZE).ok_or(AllocError)?;
+        // Under canaries the block needs room for its header and canary
+        // (no overflow: a Layout's size and alignment, or a capacity that
+        // `chunk_size_for` then refuses).
+        let span = if P::CANARIES { size.saturating_add(debug::worst_span(0, align)) } else { size };
+        let need = align::chunk_size_for(span, align, header, page, P::MIN_CHUNK_SIZE).ok_or(AllocError)?;
         let old = lane.current.load(Ordering::Relaxed);
         // SAFETY: as in `try_alloc_layout`.
         let old_size = unsafe { &*old }.chunk.map_or(0, ChunkHeader::size);
@@ -467,11 +535,22 @@ impl<P: Policy> SharedArena<P> {
         // chunk holds at least a page), which is 64-byte aligned.
         let start = unsafe { data.add(SHARED_HEADER) };
         let end = ChunkHeader::data_end(backing);
-        let first = align::bump_up(start.addr().get(), end, size, align, P::MIN_ALIGN);
+        let first = if P::CANARIES {
+            let (at, next) = debug::place(start.addr().get(), size, align);
+            (next <= end).then_some(align::Bump { start: at, end: next })
+        } else {
+            align::bump_up(start.addr().get(), end, size, align, P::MIN_ALIGN)
+        };
         let Some(first) = first else {
             chunk::release(backing);
             return Err(AllocError);
         };
+        if P::CANARIES {
+            let pad = first.start - debug::HEADER - start.addr().get();
+            // SAFETY: the first block's span lies in the fresh chunk's data
+            // (checked above), which no other thread can see yet.
+            unsafe { debug::write_block(start, pad, size, flags) };
+        }
         let sc = data.cast::<SharedChunk>().as_ptr();
         // SAFETY: the data area is ours, writable and aligned for the header.
         unsafe {
@@ -508,6 +587,10 @@ impl<P: Policy> SharedArena<P> {
     /// `ptr` was handed out by this arena (directly) for `layout` and is
     /// not used again.
     pub(crate) unsafe fn dealloc_raw(&self, ptr: NonNull<u8>, layout: Layout) {
+        if P::CANARIES {
+            // SAFETY: forwarded from the caller.
+            return unsafe { self.dealloc_checked(ptr, layout) };
+        }
         // SAFETY: as in `try_alloc_layout`.
         let c = unsafe { &*self.direct.current.load(Ordering::Acquire) };
         let round = (layout.size() + (P::MIN_ALIGN - 1)) & !(P::MIN_ALIGN - 1);
@@ -526,6 +609,10 @@ impl<P: Policy> SharedArena<P> {
         old: Layout,
         new: Layout,
     ) -> Result<NonNull<u8>, AllocError> {
+        if P::CANARIES {
+            // SAFETY: forwarded from the caller.
+            return unsafe { self.realloc_checked(ptr, old, new) };
+        }
         let addr = ptr.addr().get();
         if addr & (new.align() - 1) == 0 {
             // SAFETY: as in `try_alloc_layout`.
@@ -541,6 +628,98 @@ impl<P: Policy> SharedArena<P> {
         let fresh = self.try_alloc_layout(new)?;
         // SAFETY: `fresh` is a new block, disjoint from the old one.
         unsafe { core::ptr::copy_nonoverlapping(ptr.as_ptr(), fresh.as_ptr(), old.size().min(new.size())) };
+        Ok(fresh)
+    }
+
+    /// `ptr`, a live direct block, with the provenance of its chunk: the
+    /// current one, else found under the lock.
+    fn in_chunk(&self, ptr: NonNull<u8>) -> Option<NonNull<u8>> {
+        let addr = ptr.addr().get();
+        let inside = |p: *mut SharedChunk| {
+            let mut p = p;
+            while !p.is_null() {
+                // SAFETY: chunks of the arena are live while it is.
+                let c = unsafe { &*p };
+                if c.chunk.is_some() && c.start.addr().get() <= addr && addr < c.end {
+                    return Some(c.block_at(addr));
+                }
+                p = c.prev.get();
+            }
+            None
+        };
+        // SAFETY: as in `try_alloc_layout`.
+        let c = unsafe { &*self.direct.current.load(Ordering::Acquire) };
+        if c.chunk.is_some() && c.start.addr().get() <= addr && addr < c.end {
+            return Some(c.block_at(addr));
+        }
+        // The lock keeps `prev` links from changing under the walk.
+        let r = self.lock();
+        inside(self.direct.current.load(Ordering::Acquire)).or_else(|| inside(r.big[0]))
+    }
+
+    /// [`dealloc_raw`](Self::dealloc_raw) under canaries: the last block
+    /// gives its header and canary back too; any other is marked freed.
+    ///
+    /// # Safety
+    /// As for `dealloc_raw`.
+    #[inline(never)]
+    unsafe fn dealloc_checked(&self, ptr: NonNull<u8>, layout: Layout) {
+        let Some(p) = self.in_chunk(ptr) else { return };
+        let size = layout.size();
+        let round = (size + (P::MIN_ALIGN - 1)) & !(P::MIN_ALIGN - 1);
+        // SAFETY: a live block of this arena (caller): its header is below
+        // it, in its chunk, and ours until the block is given up.
+        let from = ptr.addr().get() - debug::HEADER - unsafe { debug::pad_of(p) };
+        // Poisoned (and marked freed) first: once the cursor moves back,
+        // another thread may claim the bytes.
+        // SAFETY: the block and its header are ours (caller).
+        unsafe {
+            debug::set_flag(p, debug::FREED);
+            debug::release(p, size, P::POISON, P::POISON_BYTE);
+        }
+        // SAFETY: as in `try_alloc_layout`.
+        let c = unsafe { &*self.direct.current.load(Ordering::Acquire) };
+        c.move_cursor(ptr.addr().get() + round + debug::TAIL, from);
+    }
+
+    /// [`realloc_raw`](Self::realloc_raw) under canaries.
+    ///
+    /// # Safety
+    /// As for `realloc_raw`.
+    #[inline(never)]
+    unsafe fn realloc_checked(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let addr = ptr.addr().get();
+        let Some(p) = self.in_chunk(ptr) else { return Err(AllocError) };
+        if addr & (new.align() - 1) == 0 {
+            let round = |s: usize| (s + (P::MIN_ALIGN - 1)) & !(P::MIN_ALIGN - 1);
+            // SAFETY: as in `try_alloc_layout`.
+            let c = unsafe { &*self.direct.current.load(Ordering::Acquire) };
+            let (old_end, new_end) =
+                (addr + round(old.size()) + debug::TAIL, addr + round(new.size()) + debug::TAIL);
+            if c.move_cursor(old_end, new_end) {
+                // SAFETY: the block now spans `addr..new_end`, ours.
+                unsafe { debug::resize_block(p, old.size(), new.size(), false) };
+                return Ok(ptr);
+            }
+            if new.size() <= old.size() {
+                // SAFETY: the block keeps its span; the new canary and pad
+                // words lie inside it.
+                unsafe { debug::resize_block(p, old.size(), new.size(), true) };
+                return Ok(ptr);
+            }
+        }
+        let fresh = self.alloc_tracked(new)?;
+        // SAFETY: `fresh` is a new block, disjoint from the old one; the old
+        // one is given up (marked freed, poisoned).
+        unsafe {
+            core::ptr::copy_nonoverlapping(ptr.as_ptr(), fresh.as_ptr(), old.size().min(new.size()));
+            self.dealloc_checked(ptr, old);
+        }
         Ok(fresh)
     }
 
@@ -598,6 +777,7 @@ impl<P: Policy> SharedArena<P> {
         }
         {
             let mut r = self.lock();
+            self.give_up(&r, [false, true], "the check at try_reset");
             // SAFETY: no lease is live and none can start, so nothing refers
             // to the lease lane's blocks.
             unsafe { self.rewind_lane(&mut r, &self.leased) };
@@ -654,15 +834,134 @@ impl<P: Policy> SharedArena<P> {
     }
 
     /// Frees every block (both lanes and the oversized chunks), keeping
-    /// each lane's newest chunk for reuse.
+    /// each lane's newest chunk for reuse. Under canaries the blocks are
+    /// checked first (a broken canary aborts with a report).
     pub fn reset(&mut self) {
+        self.reset_as("the check at reset");
+    }
+
+    fn reset_as(&mut self, when: &str) {
         let mut r = self.lock();
+        self.give_up(&r, [true, true], when);
         // SAFETY: `&mut self`: no block is borrowed and no lease is live
         // (leases borrow the arena).
         unsafe {
             self.rewind_lane(&mut r, &self.direct);
             self.rewind_lane(&mut r, &self.leased);
         }
+    }
+
+    /// Calls `f` on every chunk of the chosen lanes (`[direct, leased]`),
+    /// their oversized chunks included. Called with the lock held.
+    fn for_each_chunk(&self, r: &Refill, lanes: [bool; 2], mut f: impl FnMut(&SharedChunk)) {
+        for (id, lane) in [&self.direct, &self.leased].into_iter().enumerate() {
+            if !lanes[id] {
+                continue;
+            }
+            for mut p in [lane.current.load(Ordering::Acquire), r.big[id]] {
+                while !p.is_null() {
+                    // SAFETY: chunks of the arena are live while it is, and
+                    // `prev` links change only under the lock we hold.
+                    let c = unsafe { &*p };
+                    if c.chunk.is_some() {
+                        f(c);
+                    }
+                    p = c.prev.get();
+                }
+            }
+        }
+    }
+
+    /// Checks one chunk's header and walks its blocks (and the blocks
+    /// inside lease blocks), calling `f` on each.
+    ///
+    /// # Safety
+    /// No other thread writes the chunk's blocks meanwhile (`&mut self`, or
+    /// the lease lane held by `try_reset`).
+    unsafe fn check_chunk(
+        c: &SharedChunk,
+        f: &mut impl FnMut(debug::Block) -> Result<(), Corruption>,
+    ) -> Result<(), Corruption> {
+        let Some(backing) = c.chunk else { return Ok(()) };
+        let chunk = backing.addr().get();
+        if !ChunkHeader::intact(backing) {
+            return Err(Corruption::ChunkHeader { chunk });
+        }
+        let to = c.start.addr().get() + c.used();
+        // SAFETY: the claimed part of the chunk, laid out by the canary
+        // paths, and quiet (caller); a lease block's inside likewise.
+        unsafe {
+            debug::walk(chunk, c.start, to, |b| {
+                if b.flags & debug::LEASE != 0 {
+                    debug::walk(chunk, c.block_at(b.addr), b.addr + b.size, &mut *f)?;
+                }
+                f(b)
+            })
+        }
+    }
+
+    /// Before the chosen lanes are rewound: checks their blocks (aborting
+    /// with a report on corruption, listing leaks at drop under
+    /// `TRACK_LEAKS`) and poisons their used bytes. Called with the lock
+    /// held, with no lease live in those lanes.
+    fn give_up(&self, r: &Refill, lanes: [bool; 2], when: &str) {
+        if !(P::CANARIES || P::POISON || cfg!(fiberalloc_asan)) {
+            return;
+        }
+        let leaks = P::TRACK_LEAKS && when == "the check at arena drop";
+        let arena = (self as *const Self).addr();
+        self.for_each_chunk(r, lanes, |c| {
+            if P::CANARIES {
+                let mut each = |b: debug::Block| {
+                    if leaks && b.flags & (debug::TRACKED | debug::FREED) == debug::TRACKED {
+                        debug::report_leak(arena, Leak { addr: b.addr, size: b.size });
+                    }
+                    Ok(())
+                };
+                // SAFETY: the lanes are quiet (caller).
+                debug::or_abort(unsafe { Self::check_chunk(c, &mut each) }, when);
+            }
+            // SAFETY: the chunk's used bytes are given up (caller).
+            unsafe { debug::release(c.start, c.used(), P::POISON, P::POISON_BYTE) };
+        });
+    }
+
+    /// Checks every chunk header and every block's header and canary
+    /// (under `Safe` and `Debug`); `Err` names the first problem. Takes
+    /// `&mut self`: other threads must not be writing blocks while it reads
+    /// them.
+    pub fn validate(&mut self) -> Result<(), Corruption> {
+        let mut result = Ok(());
+        if P::CANARIES {
+            let r = self.lock();
+            self.for_each_chunk(&r, [true, true], |c| {
+                if result.is_ok() {
+                    // SAFETY: `&mut self`: no other thread allocates.
+                    result = unsafe { Self::check_chunk(c, &mut |_| Ok(())) };
+                }
+            });
+        }
+        result
+    }
+
+    /// Blocks allocated through the `Allocator` impl and not freed (only
+    /// `Debug` records them; empty under other policies).
+    pub fn leaks(&mut self) -> Vec<Leak> {
+        let mut out = Vec::new();
+        if P::TRACK_LEAKS {
+            let r = self.lock();
+            self.for_each_chunk(&r, [true, false], |c| {
+                let mut each = |b: debug::Block| {
+                    if b.flags & (debug::TRACKED | debug::FREED) == debug::TRACKED {
+                        out.push(Leak { addr: b.addr, size: b.size });
+                    }
+                    Ok(())
+                };
+                // SAFETY: `&mut self`: no other thread allocates.
+                let _ = unsafe { Self::check_chunk(c, &mut each) };
+            });
+        }
+        out
     }
 
     /// Whether `ptr` lies in the data area of one of this arena's chunks
@@ -724,7 +1023,7 @@ impl<P: Policy> SharedArena<P> {
 
 impl<P: Policy> Drop for SharedArena<P> {
     fn drop(&mut self) {
-        self.reset();
+        self.reset_as("the check at arena drop");
         for lane in [&self.direct, &self.leased] {
             let p = lane.current.load(Ordering::Relaxed);
             // SAFETY: live or the sentinel; `&mut self` in drop.
@@ -798,6 +1097,19 @@ impl<P: Policy> Lease<'_, P> {
     pub fn try_alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let cursor = self.cursor.get();
         let addr = cursor.addr().get();
+        if P::CANARIES {
+            let (start, next) = debug::place(addr, layout.size(), layout.align().max(P::MIN_ALIGN));
+            if next <= self.limit.get() && layout.size() != 0 {
+                // SAFETY: `addr <= start <= next <= limit`, inside the
+                // lease's claimed block, which only this lease uses.
+                unsafe {
+                    debug::write_block(cursor, start - debug::HEADER - addr, layout.size(), 0);
+                    self.cursor.set(cursor.add(next - addr));
+                    return Ok(cursor.add(start - addr));
+                }
+            }
+            return self.refill(layout);
+        }
         let mask = layout.align() - 1;
         // No overflow: as in `SharedChunk::bump`.
         let start = (addr + mask) & !mask;
@@ -833,11 +1145,25 @@ impl<P: Policy> Lease<'_, P> {
         let a = self.arena;
         if size + align > LEASE_BLOCK / 4 {
             let one = Layout::from_size_align(size, align).map_err(|_| AllocError)?;
-            return a.alloc_lane(&a.leased, one);
+            return a.alloc_lane(&a.leased, one, 0);
         }
-        let block =
-            a.alloc_lane(&a.leased, Layout::from_size_align(LEASE_BLOCK, 64).map_err(|_| AllocError)?)?;
+        let whole = Layout::from_size_align(LEASE_BLOCK, 64).map_err(|_| AllocError)?;
+        self.mark_end();
+        let block = a.alloc_lane(&a.leased, whole, debug::LEASE)?;
         let start = block.addr().get();
+        if P::CANARIES {
+            let (at, next) = debug::place(start, size, align);
+            // SAFETY: the block is this lease's, and `size + align` is far
+            // below its size, so the first block with its header and
+            // canary fits.
+            unsafe {
+                debug::write_block(block, at - debug::HEADER - start, size, 0);
+                self.cursor.set(block.add(next - start));
+            }
+            self.limit.set(start + LEASE_BLOCK);
+            // SAFETY: as above.
+            return Ok(unsafe { block.add(at - start) });
+        }
         let at = (start + align - 1) & !(align - 1);
         let end = at + ((size + (P::MIN_ALIGN - 1)) & !(P::MIN_ALIGN - 1));
         // SAFETY: `size + align <= LEASE_BLOCK / 4`, so the block and the
@@ -852,18 +1178,34 @@ impl<P: Policy> Lease<'_, P> {
 impl<P: Policy> SharedArena<P> {
     /// A block from `lane`: the one-CAS path, then the refill.
     #[inline]
-    fn alloc_lane(&self, lane: &Lane, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+    fn alloc_lane(&self, lane: &Lane, layout: Layout, flags: u64) -> Result<NonNull<u8>, AllocError> {
         // SAFETY: as in `try_alloc_layout`.
         let c = unsafe { &*lane.current.load(Ordering::Acquire) };
-        if let Some(p) = c.bump::<P>(layout.size(), layout.align().max(P::MIN_ALIGN)) {
-            return Ok(p);
+        if layout.size() != 0 {
+            if let Some(p) = c.bump::<P>(layout.size(), layout.align().max(P::MIN_ALIGN), flags) {
+                return Ok(p);
+            }
         }
-        self.alloc_slow(lane, layout)
+        self.alloc_slow(lane, layout, flags)
+    }
+}
+
+impl<P: Policy> Lease<'_, P> {
+    /// Under canaries, marks where this lease's blocks end in its current
+    /// block (if it has room left), so a walk of the block stops there.
+    #[inline]
+    fn mark_end(&self) {
+        if P::CANARIES && self.cursor.get().addr().get() < self.limit.get() {
+            // SAFETY: the rest of the lease's block is unused and its own;
+            // cursor and limit are multiples of 8.
+            unsafe { debug::write_end(self.cursor.get()) };
+        }
     }
 }
 
 impl<P: Policy> Drop for Lease<'_, P> {
     fn drop(&mut self) {
+        self.mark_end();
         // Release: this lease's accesses to its blocks happen before a
         // `try_reset` that sees the count reach 0.
         self.arena.leases.fetch_sub(1, Ordering::Release);

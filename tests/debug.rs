@@ -10,7 +10,7 @@ use allocator_api2::vec::Vec as AVec;
 use fiberalloc::debug::{self, Corruption, Event, Leak};
 use fiberalloc::policy::{Debug, Fast, Policy, Safe};
 use fiberalloc::report::{self, ChunkState};
-use fiberalloc::Arena;
+use fiberalloc::{Arena, SharedArena};
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 use std::sync::Mutex;
@@ -105,6 +105,88 @@ fn a_write_past_a_block_aborts_at_drop_and_scope_exit() {
     let test = "a_write_past_a_block_aborts_at_drop_and_scope_exit";
     assert_aborted_naming_the_block(test, "drop", "the check at arena drop");
     assert_aborted_naming_the_block(test, "scope", "the check at scope exit");
+}
+
+/// The shared arena's kinds of blocks: a small direct one (one
+/// `fetch_add`), an over-aligned direct one (the compare-exchange loop), one
+/// in a lease (bumped without atomics inside a claimed lease block), and
+/// one past a quarter lease block (a claim of its own).
+fn shared_blocks(arena: &SharedArena<Safe>) -> Vec<(*mut u8, usize)> {
+    let small = arena.alloc_slice_copy(&[1u8; 13]).as_mut_ptr();
+    let wide = aligned(arena, 100, 64);
+    let lease = arena.lease();
+    let leased = lease.alloc_slice_copy(&[2u8; 21]).as_mut_ptr();
+    let big = lease.alloc_slice_copy(&[3u8; 1500]).as_mut_ptr();
+    drop(lease);
+    vec![(small, 13), (wide, 100), (leased, 21), (big, 1500)]
+}
+
+fn aligned(arena: &SharedArena<Safe>, size: usize, align: usize) -> *mut u8 {
+    let l = core::alloc::Layout::from_size_align(size, align).unwrap();
+    arena.try_alloc_layout(l).unwrap().as_ptr()
+}
+
+#[test]
+fn shared_arena_canaries_catch_overruns_on_every_path() {
+    let mut arena = SharedArena::<Safe>::new();
+    let blocks = shared_blocks(&arena);
+    assert_eq!(arena.validate(), Ok(()));
+    for (p, size) in blocks {
+        // SAFETY: one byte past the block: its canary, arena memory.
+        unsafe { p.add(size).write(0) };
+        match arena.validate() {
+            Err(Corruption::Overrun { block, size: s, offset, .. }) => {
+                assert_eq!((block, s, offset), (p as usize, size, size))
+            }
+            other => panic!("block of {size}: expected an overrun, got {other:?}"),
+        }
+        // SAFETY: put the canary byte back.
+        unsafe { p.add(size).write(0xCA) };
+    }
+    assert_eq!(arena.validate(), Ok(()));
+    // Reset poisons what it frees.
+    let p = arena.alloc_slice_copy(&[9u8; 40]).as_ptr();
+    arena.reset();
+    assert_eq!(read(p, 40), vec![<Safe as Policy>::POISON_BYTE; 40]);
+}
+
+#[test]
+fn shared_arena_aborts_at_reset_naming_the_block() {
+    let mut what = None;
+    if in_child(&mut what) {
+        let mut arena = SharedArena::<Safe>::new();
+        let lease = arena.lease();
+        let b = lease.alloc_slice_copy(&[7u8; 13]);
+        println!("block at {:#x}", b.as_ptr() as usize);
+        // SAFETY: one byte past the block, as in the other death tests.
+        unsafe { b.as_mut_ptr().add(13).write(0) };
+        drop(lease);
+        arena.reset();
+        println!("ran on");
+        return;
+    }
+    assert_aborted_naming_the_block(
+        "shared_arena_aborts_at_reset_naming_the_block",
+        "shared",
+        "the check at reset",
+    );
+}
+
+#[test]
+fn shared_arena_leaks_under_debug() {
+    let mut arena = SharedArena::<Debug>::new();
+    let kept;
+    {
+        let a = &arena;
+        let mut v = AVec::new_in(a);
+        v.extend(0..50u32);
+        let freed = ABox::new_in([0u8; 64], a);
+        drop(freed);
+        kept = (v.as_ptr() as usize, v.capacity() * 4);
+        core::mem::forget(v);
+    }
+    assert_eq!(arena.leaks(), vec![Leak { addr: kept.0, size: kept.1 }]);
+    assert_eq!(arena.validate(), Ok(()));
 }
 
 #[test]

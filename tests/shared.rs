@@ -55,8 +55,11 @@ fn hammer<P: Policy>(arena: &SharedArena<P>, threads: usize, n: usize) {
 
 fn threads_get_disjoint_blocks<P: Policy>() {
     assert_send_sync::<SharedArena<P>>();
-    let arena = SharedArena::<P>::new();
+    let mut arena = SharedArena::<P>::new();
     hammer(&arena, 4, scale(50_000));
+    // Under canaries: every header and canary written by racing threads
+    // reads back.
+    assert_eq!(arena.validate(), Ok(()));
     let s = arena.stats();
     assert!(s.chunk_count >= 1 && s.reserved_bytes > 0);
 }
@@ -67,6 +70,7 @@ fn reset_after_join_reuses_memory<P: Policy>() {
     hammer(&arena, 2, n);
     arena.reset();
     hammer(&arena, 2, n);
+    assert_eq!(arena.validate(), Ok(()));
     arena.reset();
     let settled = arena.stats().reserved_bytes;
     for _ in 0..3 {
@@ -139,7 +143,7 @@ fn errors_are_values<P: Policy>() {
 }
 
 fn leases_bump_and_reset<P: Policy>() {
-    let arena = SharedArena::<P>::new();
+    let mut arena = SharedArena::<P>::new();
     let n = scale(20_000);
     let mut settled = None;
     for round in 0..4 {
@@ -172,6 +176,7 @@ fn leases_bump_and_reset<P: Policy>() {
             }
         });
         assert_eq!(arena.lease_count(), 0);
+        assert_eq!(arena.validate(), Ok(()), "round {round}: lease blocks and the blocks in them");
         let before = arena.stats().reserved_bytes;
         assert!(arena.try_reset(), "round {round}: no lease is live");
         let after = arena.stats().reserved_bytes;
