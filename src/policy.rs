@@ -12,8 +12,16 @@
 //! | `Safe`  | 8         | each chunk  | yes                | yes      | yes    | no            | no  |
 //! | `Debug` | 8         | each chunk  | yes                | yes      | yes    | yes           | yes |
 //!
-//! Canaries, leak tracking and the log hook are wired in later; today
-//! `POISON` fills memory released by `reset` and scope exit.
+//! - *canaries*: a 16-byte header below and a canary above every block,
+//!   checked at `reset`, scope exit, `try_reset` and drop (a broken one
+//!   aborts with a report naming the block) and by `validate()`; see
+//!   [`debug`](crate::debug).
+//! - *poison*: memory released by `reset`, scope exit, `try_reset` and
+//!   `deallocate` is filled with [`POISON_BYTE`](Policy::POISON_BYTE).
+//! - *leak tracking*: blocks of `dealloc`-capable paths are flagged;
+//!   `leaks()` lists the live ones, and drop reports them.
+//! - *log*: the hook set by [`set_log_hook`](crate::debug::set_log_hook)
+//!   hears of chunks, resets, scopes and every allocation (`Arena` only).
 
 mod sealed {
     pub trait Sealed {}
@@ -35,15 +43,19 @@ pub trait Policy: sealed::Sealed + Send + Sync + 'static {
     const EXACT_STATS: bool;
     /// Size of an arena's first chunk, header included (bytes).
     const MIN_CHUNK_SIZE: usize;
-    /// A canary after every block, checked on reset, drop and scope exit.
+    /// A header below and a canary after every block (and a canary in
+    /// every chunk header), checked on reset, drop, scope exit and by
+    /// `validate`.
     const CANARIES: bool;
-    /// Fill released memory with [`POISON_BYTE`](Policy::POISON_BYTE).
+    /// Fill released memory (reset, scope exit, `deallocate`) with
+    /// [`POISON_BYTE`](Policy::POISON_BYTE).
     const POISON: bool;
     /// The byte released memory is filled with.
     const POISON_BYTE: u8 = 0xDE;
-    /// Record live blocks for leak reports.
+    /// Flag blocks of `dealloc`-capable paths for `leaks()` and the report
+    /// at drop.
     const TRACK_LEAKS: bool;
-    /// Call the operation log hook.
+    /// Call the operation log hook ([`set_log_hook`](crate::debug::set_log_hook)).
     const LOG_EVENTS: bool;
 }
 

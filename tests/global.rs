@@ -595,6 +595,47 @@ fn allocation_in_teardown() -> String {
     )
 }
 
+/// `stats()` can be sampled from a monitoring thread while others
+/// allocate: it allocates nothing itself, and what it reports moves
+/// forward.
+fn monitoring_thread() -> String {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (samples, ns) = thread::scope(|s| {
+        for t in 0..2 {
+            let stop = &stop;
+            s.spawn(move || {
+                let mut keep = VecDeque::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    keep.push_back(vec![t as u8; 64]);
+                    if keep.len() > 1000 {
+                        keep.pop_front();
+                    }
+                }
+            });
+        }
+        let monitor = s.spawn(|| {
+            let mut last = stats();
+            let n = scale(20_000);
+            let start = std::time::Instant::now();
+            for _ in 0..n {
+                let now = stats();
+                assert!(now.allocation_count >= last.allocation_count && now.free_count >= last.free_count);
+                assert!(now.peak_bytes >= last.peak_bytes);
+                last = now;
+            }
+            (n, start.elapsed().as_nanos() as f64 / n as f64)
+        });
+        let r = monitor.join().unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        r
+    });
+    // Quiet now: two samples in a row see the same counts, so taking one
+    // allocated nothing.
+    let (a, b) = (stats(), stats());
+    assert_eq!((a.allocation_count, a.free_count), (b.allocation_count, b.free_count));
+    format!("{samples} samples while 2 threads allocate, {ns:.0} ns each")
+}
+
 /// The memory map sees the thread's chunk and the free chunks, and the
 /// picture of it parses.
 fn memory_map() -> String {
@@ -638,6 +679,7 @@ fn main() {
     check("alloc_zeroed from recycled and decommitted chunks", zeroed_after_recycling);
     check("allocation during thread teardown", allocation_in_teardown);
     check("memory map of this thread's chunks", memory_map);
+    check("stats() from a monitoring thread", monitoring_thread);
 
     let end = stats();
     assert!(end.allocation_count > started.allocation_count && end.free_count > started.free_count);
