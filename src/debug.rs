@@ -216,22 +216,29 @@ pub(crate) unsafe fn walk(
     while p < to {
         let header = |at| Corruption::Header { at, chunk };
         let mut h = p;
-        while h + 8 <= to && word(h) == PAD_WORD {
-            h += 8;
-        }
-        if h + 8 <= to && word(h) == END_WORD {
-            p = to;
-            break;
-        }
-        if h == to {
-            // Pad words left by a block shrunk where it stood end the range.
-            p = h;
-            break;
+        // The common case first: a header right at `p` (no pad words).
+        // `p + 8 <= to`: both are multiples of 8 and `p < to`.
+        let mut meta = word(h);
+        if meta >> 48 != MAGIC {
+            while h + 8 <= to && word(h) == PAD_WORD {
+                h += 8;
+            }
+            if h + 8 <= to && word(h) == END_WORD {
+                p = to;
+                break;
+            }
+            if h == to {
+                // Pad words left by a block shrunk where it stood end the
+                // range.
+                p = h;
+                break;
+            }
+            meta = word(h);
         }
         if h + HEADER + TAIL > to {
             return Err(header(h));
         }
-        let (meta, size) = (word(h), word(h + 8) as usize);
+        let size = word(h + 8) as usize;
         let pad = (meta & PAD_MASK) as usize;
         // Pad words may also follow a block shrunk where it stood
         // (`resize_block`), so the gap may exceed the header's own pad.
