@@ -601,18 +601,20 @@ fn allocation_in_teardown() -> String {
 fn monitoring_thread() -> String {
     let stop = std::sync::atomic::AtomicBool::new(false);
     let (samples, ns) = thread::scope(|s| {
-        for t in 0..2 {
-            let stop = &stop;
-            s.spawn(move || {
-                let mut keep = VecDeque::new();
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    keep.push_back(vec![t as u8; 64]);
-                    if keep.len() > 1000 {
-                        keep.pop_front();
+        let workers: Vec<_> = (0..2)
+            .map(|t| {
+                let stop = &stop;
+                s.spawn(move || {
+                    let mut keep = VecDeque::new();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        keep.push_back(vec![t as u8; 64]);
+                        if keep.len() > 1000 {
+                            keep.pop_front();
+                        }
                     }
-                }
-            });
-        }
+                })
+            })
+            .collect();
         let monitor = s.spawn(|| {
             let mut last = stats();
             let n = scale(20_000);
@@ -627,6 +629,11 @@ fn monitoring_thread() -> String {
         });
         let r = monitor.join().unwrap();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Joined one by one: a join waits for the thread's end, its
+        // thread-exit work included (the scope's own wait does not).
+        for w in workers {
+            w.join().unwrap();
+        }
         r
     });
     // Quiet now: two samples in a row see the same counts, so taking one
