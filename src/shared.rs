@@ -63,7 +63,7 @@
 
 use crate::align;
 use crate::chunk::{self, ChunkHeader, ChunkRequest, HEADER_SIZE};
-use crate::debug::{self, Corruption, Leak};
+use crate::debug::{self, Corruption, Event, Leak};
 use crate::policy::{Fast, Policy};
 use crate::stats::Stats;
 use crate::sync::{spin_wait, AtomicPtr, AtomicUsize, Mutex, Ordering};
@@ -427,7 +427,11 @@ impl<P: Policy> SharedArena<P> {
     #[inline(always)]
     pub(crate) fn alloc_tracked(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         if P::TRACK_LEAKS {
-            self.alloc_lane(&self.direct, layout, debug::TRACKED)
+            let p = self.alloc_lane(&self.direct, layout, debug::TRACKED);
+            if let Ok(p) = p {
+                self.log_alloc(p, layout);
+            }
+            p
         } else {
             self.try_alloc_layout(layout)
         }
@@ -444,10 +448,41 @@ impl<P: Policy> SharedArena<P> {
         let c = unsafe { &*self.direct.current.load(Ordering::Acquire) };
         if layout.size() != 0 {
             if let Some(p) = c.bump::<P>(layout.size(), layout.align(), 0) {
+                self.log_alloc(p, layout);
                 return Ok(p);
             }
         }
-        self.alloc_slow(&self.direct, layout, 0)
+        let p = self.alloc_slow(&self.direct, layout, 0);
+        if let Ok(p) = p {
+            self.log_alloc(p, layout);
+        }
+        p
+    }
+
+    /// The arena's address, as the log names it.
+    fn id(&self) -> usize {
+        (self as *const Self).addr()
+    }
+
+    /// Tells the log hook of a block handed out (policies with `LOG_EVENTS`).
+    #[inline(always)]
+    fn log_alloc(&self, block: NonNull<u8>, layout: Layout) {
+        if P::LOG_EVENTS {
+            let (addr, size, align) = (block.addr().get(), layout.size(), layout.align());
+            debug::log(Event::Alloc { arena: self.id(), addr, size, align });
+        }
+    }
+
+    /// Tells the log hook of a chunk taken (`mapped`) or given back.
+    fn log_chunk(&self, backing: NonNull<ChunkHeader>, mapped: bool) {
+        if P::LOG_EVENTS {
+            let (arena, chunk, size) = (self.id(), backing.addr().get(), ChunkHeader::size(backing));
+            debug::log(if mapped {
+                Event::ChunkMap { arena, chunk, size }
+            } else {
+                Event::ChunkUnmap { arena, chunk, size }
+            });
+        }
     }
 
     /// Copies `src` into the arena.
@@ -563,6 +598,7 @@ impl<P: Policy> SharedArena<P> {
             })
         };
         r.reserved += ChunkHeader::size(backing);
+        self.log_chunk(backing, true);
         r.chunks += 1;
         // SAFETY: just written.
         let new = unsafe { &*sc };
@@ -587,6 +623,10 @@ impl<P: Policy> SharedArena<P> {
     /// `ptr` was handed out by this arena (directly) for `layout` and is
     /// not used again.
     pub(crate) unsafe fn dealloc_raw(&self, ptr: NonNull<u8>, layout: Layout) {
+        if P::LOG_EVENTS {
+            let (addr, size) = (ptr.addr().get(), layout.size());
+            debug::log(Event::Dealloc { arena: self.id(), addr, size });
+        }
         if P::CANARIES {
             // SAFETY: forwarded from the caller.
             return unsafe { self.dealloc_checked(ptr, layout) };
@@ -718,7 +758,7 @@ impl<P: Policy> SharedArena<P> {
         // one is given up (marked freed, poisoned).
         unsafe {
             core::ptr::copy_nonoverlapping(ptr.as_ptr(), fresh.as_ptr(), old.size().min(new.size()));
-            self.dealloc_checked(ptr, old);
+            self.dealloc_raw(ptr, old);
         }
         Ok(fresh)
     }
@@ -775,6 +815,9 @@ impl<P: Policy> SharedArena<P> {
         if self.leases.compare_exchange(0, RESETTING, Ordering::Acquire, Ordering::Relaxed).is_err() {
             return false;
         }
+        if P::LOG_EVENTS {
+            debug::log(Event::Reset { arena: self.id() });
+        }
         {
             let mut r = self.lock();
             self.give_up(&r, [false, true], "the check at try_reset");
@@ -796,7 +839,7 @@ impl<P: Policy> SharedArena<P> {
         let id = self.lane_id(lane);
         let big = core::mem::replace(&mut r.big[id], core::ptr::null_mut());
         // SAFETY: the lane's oversized chunks are unreachable (caller).
-        unsafe { Self::release_list(r, big) };
+        unsafe { self.release_list(r, big) };
         let current = lane.current.load(Ordering::Acquire);
         // SAFETY: live or the sentinel.
         let c = unsafe { &*current };
@@ -805,7 +848,7 @@ impl<P: Policy> SharedArena<P> {
         }
         let older = c.prev.replace(core::ptr::null_mut());
         // SAFETY: the lane's older chunks are unreachable (caller).
-        unsafe { Self::release_list(r, older) };
+        unsafe { self.release_list(r, older) };
         c.cursor.store(c.start.addr().get(), Ordering::Relaxed);
     }
 
@@ -814,7 +857,7 @@ impl<P: Policy> SharedArena<P> {
     /// # Safety
     /// Nothing refers to the list's chunks any more, and they are no
     /// longer linked from the arena.
-    unsafe fn release_list(r: &mut Refill, mut p: *mut SharedChunk) {
+    unsafe fn release_list(&self, r: &mut Refill, mut p: *mut SharedChunk) {
         while !p.is_null() {
             // SAFETY: the chunks are live until released here.
             let o = unsafe { &*p };
@@ -822,6 +865,7 @@ impl<P: Policy> SharedArena<P> {
             if let Some(backing) = o.chunk {
                 r.reserved -= ChunkHeader::size(backing);
                 r.chunks -= 1;
+                self.log_chunk(backing, false);
                 chunk::release(backing);
             }
             p = next;
@@ -837,6 +881,9 @@ impl<P: Policy> SharedArena<P> {
     /// each lane's newest chunk for reuse. Under canaries the blocks are
     /// checked first (a broken canary aborts with a report).
     pub fn reset(&mut self) {
+        if P::LOG_EVENTS {
+            debug::log(Event::Reset { arena: self.id() });
+        }
         self.reset_as("the check at reset");
     }
 
@@ -1028,6 +1075,7 @@ impl<P: Policy> Drop for SharedArena<P> {
             let p = lane.current.load(Ordering::Relaxed);
             // SAFETY: live or the sentinel; `&mut self` in drop.
             if let Some(backing) = unsafe { &*p }.chunk {
+                self.log_chunk(backing, false);
                 chunk::release(backing);
             }
             #[cfg(fiberalloc_loom)]
@@ -1102,13 +1150,19 @@ impl<P: Policy> Lease<'_, P> {
             if next <= self.limit.get() && layout.size() != 0 {
                 // SAFETY: `addr <= start <= next <= limit`, inside the
                 // lease's claimed block, which only this lease uses.
-                unsafe {
+                let block = unsafe {
                     debug::write_block(cursor, start - debug::HEADER - addr, layout.size(), 0);
                     self.cursor.set(cursor.add(next - addr));
-                    return Ok(cursor.add(start - addr));
-                }
+                    cursor.add(start - addr)
+                };
+                self.arena.log_alloc(block, layout);
+                return Ok(block);
             }
-            return self.refill(layout);
+            let p = self.refill(layout);
+            if let Ok(p) = p {
+                self.arena.log_alloc(p, layout);
+            }
+            return p;
         }
         let mask = layout.align() - 1;
         // No overflow: as in `SharedChunk::bump`.

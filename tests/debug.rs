@@ -425,6 +425,40 @@ fn the_log_hook_sees_the_events_in_order() {
     drop(arena);
     let events = take_mine();
     assert!(events.contains(&Event::Leak { arena: id, addr: leaked, size: 8 }), "{events:?}");
+    // A shared arena under Debug: chunks, direct and leased blocks, frees,
+    // resets.
+    let mut shared = Box::new(SharedArena::<Debug>::new());
+    let arena = &*shared as *const SharedArena<Debug> as usize;
+    let d = shared.alloc(1u64) as *mut u64 as usize;
+    let boxed = ABox::new_in(2u32, &*shared);
+    let e = &*boxed as *const u32 as usize;
+    drop(boxed);
+    let lease = shared.lease();
+    let f = lease.alloc(3u16) as *mut u16 as usize;
+    drop(lease);
+    assert!(shared.try_reset());
+    shared.reset();
+    drop(shared);
+    let events = take_mine();
+    let maps: Vec<_> = events.iter().filter(|e| matches!(e, Event::ChunkMap { .. })).collect();
+    let unmaps = events.iter().filter(|e| matches!(e, Event::ChunkUnmap { .. })).count();
+    assert_eq!(maps.len(), 2, "a chunk for each lane: {events:?}");
+    assert_eq!(unmaps, 2, "both given back at drop: {events:?}");
+    let rest: Vec<Event> = events
+        .into_iter()
+        .filter(|e| !matches!(e, Event::ChunkMap { .. } | Event::ChunkUnmap { .. }))
+        .collect();
+    assert_eq!(
+        rest,
+        vec![
+            Event::Alloc { arena, addr: d, size: 8, align: 8 },
+            Event::Alloc { arena, addr: e, size: 4, align: 4 },
+            Event::Dealloc { arena, addr: e, size: 4 },
+            Event::Alloc { arena, addr: f, size: 2, align: 2 },
+            Event::Reset { arena },
+            Event::Reset { arena },
+        ]
+    );
     debug::set_log_hook(None);
     let arena = Arena::<Debug>::new();
     arena.alloc(1u8);
