@@ -12,6 +12,9 @@ use core::ptr::{self, NonNull};
 pub(crate) const CHUNK_SIZE: usize = 1 << 20;
 /// Requests larger than this get a mapping of their own.
 pub(crate) const LARGE_THRESHOLD: usize = 256 << 10;
+/// Large mappings of at least this size ask for transparent huge pages:
+/// a vector grown to tens of MiB then faults 2 MiB at a time.
+const HUGE_MIN: usize = 4 << 20;
 /// Requests aligned to more than this get a mapping of their own.
 pub(crate) const MAX_CHUNK_ALIGN: usize = 4096;
 /// Free chunks kept committed for reuse; further free chunks are
@@ -510,7 +513,9 @@ impl Owner {
     #[inline(always)]
     fn bump(&self, size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
         let cursor = self.cursor.get();
-        let start = (cursor.addr() + align - 1) & !(align - 1);
+        // The cursor is a multiple of GRAIN (every block is), so blocks
+        // aligned to at most GRAIN (nearly all) need no rounding.
+        let start = if align <= GRAIN { cursor.addr() } else { (cursor.addr() + align - 1) & !(align - 1) };
         let end = start + grain(size);
         if end > self.limit.get() {
             return None;
@@ -731,9 +736,11 @@ struct ThreadCache {
     heads: [Cell<*mut u8>; CLASSES],
     bytes: Cell<usize>,
     limit: Cell<usize>,
-    /// Small allocations made (from the cache or by bumping) and not yet
-    /// matched by a free into the cache (at most [`CACHE_CREDIT`]).
-    credit: Cell<usize>,
+    /// The thread's allocation count (`Counters::allocs`) up to which
+    /// allocations have been matched by a free into the cache: the credit
+    /// is `min(allocs - spent, CACHE_CREDIT)`. Kept as a mark against the
+    /// count the thread keeps anyway, so an allocation adds nothing here.
+    spent: Cell<u64>,
 }
 
 impl ThreadCache {
@@ -742,7 +749,7 @@ impl ThreadCache {
             heads: [const { Cell::new(ptr::null_mut()) }; CLASSES],
             bytes: Cell::new(0),
             limit: Cell::new(CACHE_FLUSH_BYTES),
-            credit: Cell::new(0),
+            spent: Cell::new(0),
         }
     }
 
@@ -764,19 +771,21 @@ impl ThreadCache {
     /// while the thread keeps allocating as well as freeing.
     /// A thread that only frees (tearing down what it built) sends its
     /// blocks straight to their chunks instead of piling them up here.
+    /// `allocs` is the thread's allocation count.
     #[inline(always)]
-    fn admits(&self) -> bool {
-        self.bytes.get() < CACHE_BASE_BYTES || self.credit.get() != 0
+    fn admits(&self, allocs: u64) -> bool {
+        self.bytes.get() < CACHE_BASE_BYTES || allocs > self.spent.get()
     }
 
-    /// Keeps a freed block of `size` bytes. Returns `false` when the cache
-    /// is over its limit (the caller then flushes it).
+    /// Keeps a freed block of `size` bytes, spending one allocation of
+    /// credit (`allocs` is the thread's allocation count). Returns `false`
+    /// when the cache is over its limit (the caller then flushes it).
     ///
     /// # Safety
     /// `ptr` is a block of this allocator of `grain(size)` bytes, aligned
     /// to GRAIN, that its user has freed.
     #[inline(always)]
-    unsafe fn push(&self, ptr: *mut u8, size: usize) -> bool {
+    unsafe fn push(&self, ptr: *mut u8, size: usize, allocs: u64) -> bool {
         let (class, block) = class_of(size);
         // The link is written through the caller's pointer (under Miri its
         // tag may still be protected by the `Box` being dropped); the list
@@ -786,7 +795,11 @@ impl ThreadCache {
         self.heads[class].set(own_provenance(ptr));
         let bytes = self.bytes.get() + block;
         self.bytes.set(bytes);
-        self.credit.set(self.credit.get().saturating_sub(1));
+        // Credit older than the last CACHE_CREDIT allocations has lapsed.
+        let spent = self.spent.get().max(allocs.saturating_sub(CACHE_CREDIT as u64));
+        if spent < allocs {
+            self.spent.set(spent + 1);
+        }
         bytes <= self.limit.get()
     }
 }
@@ -960,6 +973,10 @@ fn large_alloc(size: usize, align: usize) -> *mut u8 {
     let Some(len) = large_len(size) else { return ptr::null_mut() };
     match sys::map_aligned(len, align) {
         Ok(p) => {
+            if len >= HUGE_MIN {
+                // SAFETY: the fresh mapping is ours.
+                unsafe { sys::advise_huge(p, len) };
+            }
             // Relaxed: statistics.
             LARGE_MAPPED.fetch_add(len, Ordering::Relaxed);
             SHARED_COUNTS.on_alloc_shared(size);
@@ -1306,7 +1323,6 @@ impl GlobalArena {
     /// it holds any), else bumped from its chunk.
     #[inline(always)]
     fn alloc_in(l: &Local, size: usize, align: usize, zero: bool) -> *mut u8 {
-        l.cache.credit.set((l.cache.credit.get() + 1).min(CACHE_CREDIT));
         if l.cache.bytes.get() != 0 && cacheable(size, align) {
             if let Some(p) = l.cache.pop(size) {
                 l.counters.on_alloc(size);
@@ -1380,10 +1396,11 @@ impl GlobalArena {
                 // SAFETY: the block is live, so its chunk is.
                 unsafe { &*chunk }.owner.load(Ordering::Relaxed) == ptr::from_ref(owner).addr()
             };
-            if mine && cacheable(size, align) && l.cache.admits() {
+            let allocs = l.counters.allocs.load(Ordering::Relaxed);
+            if mine && cacheable(size, align) && l.cache.admits(allocs) {
                 // SAFETY: a live cacheable block is grain(size) bytes and
                 // GRAIN-aligned; its user has freed it.
-                if !unsafe { l.cache.push(ptr, size) } {
+                if !unsafe { l.cache.push(ptr, size, allocs) } {
                     l.flush_cache();
                 }
             } else {
@@ -1526,9 +1543,7 @@ impl GlobalArena {
     #[inline(always)]
     unsafe fn realloc_raw(ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let (old_size, align) = (layout.size(), layout.align());
-        let old_large = is_large(old_size, align);
-        let new_large = is_large(new_size, align);
-        if !old_large && !new_large {
+        if !is_large(old_size, align) && !is_large(new_size, align) {
             if Self::resize_in_place(ptr, old_size, new_size) {
                 return ptr;
             }
@@ -1539,7 +1554,22 @@ impl GlobalArena {
                 let _ = with_local(|l| l.counters.on_resize(old_size, new_size));
                 return ptr;
             }
-        } else if old_large && new_large {
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { Self::realloc_slow(ptr, layout, new_size) }
+    }
+
+    /// The rest of `realloc`: large blocks (`mremap`), and moves by copy.
+    /// Out of line, so the in-place path above needs no stack frame.
+    ///
+    /// # Safety
+    /// As for [`GlobalAlloc::realloc`].
+    #[inline(never)]
+    unsafe fn realloc_slow(ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let (old_size, align) = (layout.size(), layout.align());
+        let old_large = is_large(old_size, align);
+        let new_large = is_large(new_size, align);
+        if old_large && new_large {
             if let (Some(old_len), Some(new_len)) = (large_len(old_size), large_len(new_size)) {
                 if old_len == new_len {
                     SHARED_COUNTS.bytes_in.fetch_add(new_size, Ordering::Relaxed);
@@ -1553,6 +1583,12 @@ impl GlobalArena {
                 // used from here on.
                 let moved = unsafe { sys::remap(NonNull::new_unchecked(ptr), old_len, new_len, may_move) };
                 if let Ok(p) = moved {
+                    if new_len >= HUGE_MIN && old_len < HUGE_MIN {
+                        // (A mapping advised before keeps the advice when
+                        // it moves.)
+                        // SAFETY: the remapped block is ours.
+                        unsafe { sys::advise_huge(p, new_len) };
+                    }
                     // Relaxed: statistics.
                     LARGE_MAPPED.fetch_add(new_len, Ordering::Relaxed);
                     LARGE_MAPPED.fetch_sub(old_len, Ordering::Relaxed);

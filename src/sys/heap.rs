@@ -74,6 +74,11 @@ pub unsafe fn prefault(_ptr: NonNull<u8>, _size: usize) {}
 /// # Safety
 /// `ptr..ptr + size` lies in a mapping the caller owns.
 #[allow(dead_code)]
+pub unsafe fn advise_huge(_ptr: NonNull<u8>, _size: usize) {}
+
+/// # Safety
+/// `ptr..ptr + size` lies in a mapping the caller owns.
+#[allow(dead_code)]
 pub unsafe fn protect(_ptr: NonNull<u8>, _size: usize) -> io::Result<()> {
     Ok(())
 }

@@ -140,6 +140,20 @@ pub unsafe fn prefault(ptr: NonNull<u8>, size: usize) {
     let _ = (ptr, size);
 }
 
+/// Asks for transparent huge pages on `ptr..ptr + size` (`MADV_HUGEPAGE`):
+/// one fault per 2 MiB instead of per page where the kernel grants them.
+/// Advice only; errors are ignored.
+///
+/// # Safety
+/// `ptr..ptr + size` lies in a mapping the caller owns.
+#[allow(dead_code)]
+pub unsafe fn advise_huge(ptr: NonNull<u8>, size: usize) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = madvise(ptr, size, libc::MADV_HUGEPAGE);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (ptr, size);
+}
+
 /// Removes all access from `ptr..ptr + size`.
 ///
 /// # Safety
