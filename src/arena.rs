@@ -1312,10 +1312,13 @@ impl<P: Policy> Arena<P> {
     /// let b = arena.alloc_slice_copy(&[0u8; 13]);
     /// assert_eq!(arena.validate(), Ok(()));
     /// // One byte past the block (what a buggy unsafe copy might do):
+    /// // SAFETY: none for real code; here the byte is the block's canary,
+    /// // still memory of the arena's chunk, and it is put back below.
     /// unsafe { b.as_mut_ptr().add(13).write(0) };
     /// let err = arena.validate().unwrap_err();
     /// assert!(err.to_string().contains("13 bytes"));
-    /// # unsafe { b.as_mut_ptr().add(13).write(0xCA) }; // put it back: dropping would abort
+    /// # // SAFETY: the canary byte put back (dropping would abort otherwise).
+    /// # unsafe { b.as_mut_ptr().add(13).write(0xCA) };
     /// ```
     pub fn validate(&self) -> Result<(), Corruption> {
         let e = Corruption::Bookkeeping;

@@ -734,7 +734,11 @@ impl<P: Policy> SharedArena<P> {
         new: Layout,
     ) -> Result<NonNull<u8>, AllocError> {
         let addr = ptr.addr().get();
-        let Some(p) = self.in_chunk(ptr) else { return Err(AllocError) };
+        let Some(p) = self.in_chunk(ptr) else {
+            // Only a zero-sized block (a dangling pointer, no header) lies
+            // in no chunk: nothing to keep or give back.
+            return if old.size() == 0 { self.alloc_tracked(new) } else { Err(AllocError) };
+        };
         if addr & (new.align() - 1) == 0 {
             let round = |s: usize| (s + (P::MIN_ALIGN - 1)) & !(P::MIN_ALIGN - 1);
             // SAFETY: as in `try_alloc_layout`.
@@ -820,7 +824,7 @@ impl<P: Policy> SharedArena<P> {
         }
         {
             let mut r = self.lock();
-            self.give_up(&r, [false, true], "the check at try_reset");
+            self.give_up(&r, [false, true], "the check at try_reset", false);
             // SAFETY: no lease is live and none can start, so nothing refers
             // to the lease lane's blocks.
             unsafe { self.rewind_lane(&mut r, &self.leased) };
@@ -884,12 +888,14 @@ impl<P: Policy> SharedArena<P> {
         if P::LOG_EVENTS {
             debug::log(Event::Reset { arena: self.id() });
         }
-        self.reset_as("the check at reset");
+        self.reset_as("the check at reset", false);
     }
 
-    fn reset_as(&mut self, when: &str) {
+    /// `reset`, naming `when` in a corruption report; `at_drop` reports
+    /// leaks too.
+    fn reset_as(&mut self, when: &str, at_drop: bool) {
         let mut r = self.lock();
-        self.give_up(&r, [true, true], when);
+        self.give_up(&r, [true, true], when, at_drop);
         // SAFETY: `&mut self`: no block is borrowed and no lease is live
         // (leases borrow the arena).
         unsafe {
@@ -951,11 +957,11 @@ impl<P: Policy> SharedArena<P> {
     /// with a report on corruption, listing leaks at drop under
     /// `TRACK_LEAKS`) and poisons their used bytes. Called with the lock
     /// held, with no lease live in those lanes.
-    fn give_up(&self, r: &Refill, lanes: [bool; 2], when: &str) {
+    fn give_up(&self, r: &Refill, lanes: [bool; 2], when: &str, at_drop: bool) {
         if !(P::CANARIES || P::POISON || cfg!(fiberalloc_asan)) {
             return;
         }
-        let leaks = P::TRACK_LEAKS && when == "the check at arena drop";
+        let leaks = P::TRACK_LEAKS && at_drop;
         let arena = (self as *const Self).addr();
         self.for_each_chunk(r, lanes, |c| {
             if P::CANARIES {
@@ -1070,7 +1076,7 @@ impl<P: Policy> SharedArena<P> {
 
 impl<P: Policy> Drop for SharedArena<P> {
     fn drop(&mut self) {
-        self.reset_as("the check at arena drop");
+        self.reset_as("the check at arena drop", true);
         for lane in [&self.direct, &self.leased] {
             let p = lane.current.load(Ordering::Relaxed);
             // SAFETY: live or the sentinel; `&mut self` in drop.

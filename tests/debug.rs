@@ -144,6 +144,18 @@ fn shared_arena_canaries_catch_overruns_on_every_path() {
         unsafe { p.add(size).write(0xCA) };
     }
     assert_eq!(arena.validate(), Ok(()));
+    // A zero-sized block (no header) grows like any other.
+    {
+        use allocator_api2::alloc::Allocator;
+        let a = &arena;
+        let z = a.allocate(core::alloc::Layout::new::<[u64; 0]>()).unwrap().cast::<u8>();
+        let l8 = core::alloc::Layout::new::<u64>();
+        // SAFETY: `z` came from this allocator with the zero-sized layout.
+        let g = unsafe { a.grow(z, core::alloc::Layout::new::<[u64; 0]>(), l8) }.unwrap();
+        // SAFETY: the grown block holds a u64.
+        unsafe { g.cast::<u64>().as_ptr().write(5) };
+    }
+    assert_eq!(arena.validate(), Ok(()));
     // Reset poisons what it frees.
     let p = arena.alloc_slice_copy(&[9u8; 40]).as_ptr();
     arena.reset();
