@@ -665,7 +665,7 @@ fn memory_map() -> String {
     let free =
         map.chunks.iter().filter(|c| matches!(c.state, ChunkState::Spare | ChunkState::Decommitted)).count();
     assert!(free <= s.chunks_cached + s.chunks_decommitted + 64, "{free} free chunks drawn, stats {s:?}");
-    assert!(map.chunks.iter().all(|c| c.size() == 1 << 20));
+    assert!(map.chunks.iter().all(|c| c.size() == GlobalArena::CHUNK_SIZE));
     let svg = fiberalloc::report::svg(&map);
     let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
     let strips = doc.descendants().filter(|n| n.attribute("class") == Some("chunk")).count();

@@ -1274,7 +1274,8 @@ impl GlobalArena {
 
     /// A picture of the chunks for [`report::svg`](crate::report::svg), as
     /// far as one thread can see them without stopping the others: the
-    /// calling thread's current chunk (its bytes up to the cursor drawn as
+    /// calling thread's two current chunks (small blocks and larger ones;
+    /// each one's bytes up to the cursor drawn as
     /// live: `GlobalArena` counts live blocks per chunk, not bytes, so
     /// blocks freed but not yet reclaimed are in there too) and every free
     /// chunk, cached or decommitted. Chunks other threads bump in, retired
