@@ -73,7 +73,8 @@ pub use allocator_api2::alloc::AllocError;
 /// Internals for the crate's own tests; not part of the API.
 #[doc(hidden)]
 pub mod __internals {
-    /// Mappings (`mmap` calls) this process has made through fiberalloc.
+    /// Mappings (`mmap` calls) the calling thread has made through
+    /// fiberalloc.
     pub fn mappings_made() -> usize {
         crate::sys::mappings_made()
     }

@@ -20,13 +20,17 @@ const MADV_POPULATE_WRITE: libc::c_int = 23;
 static GUARD_MARKERS: AtomicUsize = AtomicUsize::new(0);
 /// The page size, read once (0 until then).
 static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
-/// Mappings made so far (for tests that check a path makes no syscall).
-static MAPPINGS: AtomicUsize = AtomicUsize::new(0);
+std::thread_local! {
+    /// Mappings made so far by this thread (for tests that check a path
+    /// makes no syscall; per thread, so tests running at the same time do
+    /// not see each other's). Const-initialised and without a destructor:
+    /// counting never allocates, even from the global allocator.
+    static MAPPINGS: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+}
 
-/// Mappings made so far by this process through this module.
+/// Mappings made so far by the calling thread through this module.
 pub fn mappings_made() -> usize {
-    // Relaxed: a statistic.
-    MAPPINGS.load(Ordering::Relaxed)
+    MAPPINGS.try_with(core::cell::Cell::get).unwrap_or(0)
 }
 
 fn last_error() -> io::Error {
@@ -57,8 +61,7 @@ fn mmap(size: usize, prot: libc::c_int) -> io::Result<NonNull<u8>> {
     if p == libc::MAP_FAILED {
         return Err(last_error());
     }
-    // Relaxed: a statistic.
-    MAPPINGS.fetch_add(1, Ordering::Relaxed);
+    let _ = MAPPINGS.try_with(|n| n.set(n.get() + 1));
     NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))
 }
 
