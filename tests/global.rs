@@ -477,10 +477,11 @@ fn thread_cache_reuses_freed_blocks() -> String {
 /// teardown) sends the blocks to their chunks rather than into its cache,
 /// so the chunks are recycled while the thread still runs. The cache takes
 /// at most 64 Ki frees after an allocation phase (about 7 MiB of these
-/// boxes, 7 chunks); without that rule it would keep up to half the live
-/// set (20 chunks at full scale).
+/// boxes); without that rule it would keep up to half the live set (about
+/// 20 MiB at full scale).
 fn teardown_frees_to_chunks() -> String {
     let n = scale(400_000);
+    let chunk = GlobalArena::CHUNK_SIZE;
     thread::spawn(move || {
         let before = stats().chunks_in_use;
         let boxes: Vec<Box<[u8; 100]>> = (0..n).map(|i| Box::new([i as u8; 100])).collect();
@@ -490,11 +491,11 @@ fn teardown_frees_to_chunks() -> String {
         let after = stats().chunks_in_use;
         if n == 400_000 {
             // Enough chunks for the test to tell the rule from its absence.
-            assert!(built >= before + 30, "{n} boxes took only {} chunks", built - before);
+            assert!(built >= before + 30 * MIB / chunk, "{n} boxes took only {} chunks", built - before);
         }
-        // Up to 7 chunks pinned by the cache, the current one, and the one
-        // whose run of frees is not counted yet.
-        assert!(after <= before + 12, "chunks in use: {before} -> {built} -> {after}");
+        // Up to 8 MiB of chunks pinned by the cache, the thread's two
+        // current chunks, and two whose runs of frees are not counted yet.
+        assert!(after <= before + 8 * MIB / chunk + 4, "chunks in use: {before} -> {built} -> {after}");
         format!("{n} boxes: chunks in use {before} -> {built} -> {after}, no flush")
     })
     .join()
@@ -643,6 +644,50 @@ fn monitoring_thread() -> String {
     format!("{samples} samples while 2 threads allocate, {ns:.0} ns each")
 }
 
+/// Past the first 16 chunks, fresh chunks ask for transparent huge pages
+/// (while they come quickly); the first 16 never do.
+fn huge_pages_past_sixteen_chunks() -> String {
+    if cfg!(miri) {
+        return "skipped under Miri (no mappings)".into();
+    }
+    let mapped = |s: &GlobalStats| s.chunks_in_use + s.chunks_cached + s.chunks_decommitted;
+    let before = stats();
+    // 4 KiB blocks (from the chunks, not mappings of their own) until two
+    // more chunks past the 16th have been mapped (free chunks are reused
+    // first).
+    let target = mapped(&before).max(16) + 2;
+    let mut keep: Vec<Box<[u8; 4096]>> = Vec::new();
+    while mapped(&stats()) < target {
+        keep.push(Box::new([7u8; 4096]));
+        assert!(keep.len() < 256 * MIB / 4096, "256 MiB of blocks mapped no new chunk: {:?}", stats());
+    }
+    let s = stats();
+    if s.huge_pages_slow {
+        // A slow huge page turned the advice off (at most once per
+        // process); the chunk that tripped it was counted.
+        assert!(s.huge_chunks >= 1, "{s:?}");
+    } else {
+        assert!(s.huge_chunks >= before.huge_chunks + 2, "fresh chunks past the 16th not advised: {s:?}");
+    }
+    assert!(s.huge_chunks <= mapped(&s) - 16, "the first 16 chunks were advised: {s:?}");
+    let huge_kib = std::fs::read_to_string("/proc/self/smaps_rollup")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("AnonHugePages:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string())
+        })
+        .unwrap_or_else(|| "?".into());
+    let blocks = keep.len();
+    drop(keep);
+    format!(
+        "{blocks} blocks; {} of {} chunks advised{}; AnonHugePages {huge_kib} KiB",
+        s.huge_chunks,
+        mapped(&s),
+        if s.huge_pages_slow { ", then turned off (slow faults)" } else { "" }
+    )
+}
+
 /// The memory map sees the thread's chunk and the free chunks, and the
 /// picture of it parses.
 fn memory_map() -> String {
@@ -689,6 +734,7 @@ fn main() {
     check("alloc_zeroed after reuse", zeroed_reuse);
     check("alloc_zeroed from recycled and decommitted chunks", zeroed_after_recycling);
     check("allocation during thread teardown", allocation_in_teardown);
+    check("huge pages past the 16th chunk", huge_pages_past_sixteen_chunks);
     check("memory map of this thread's chunks", memory_map);
     check("stats() from a monitoring thread", monitoring_thread);
 

@@ -6,5 +6,10 @@ static GLOBAL: fiberalloc::GlobalArena = fiberalloc::GlobalArena::new();
 mod workloads;
 
 fn main() {
-    workloads::main()
+    workloads::main();
+    // `FIBERALLOC_STATS=1`: the allocator's statistics after the run, on
+    // stderr (the script reads stdout only).
+    if std::env::var_os("FIBERALLOC_STATS").is_some() {
+        eprintln!("{}", GLOBAL.stats());
+    }
 }

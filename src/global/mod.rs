@@ -3,7 +3,7 @@
 //!
 //! # How it works
 //!
-//! Each thread bumps through its own *chunk*: `GlobalArena::CHUNK_SIZE` (1 MiB) bytes mapped at
+//! Each thread bumps through its own *chunk*: `GlobalArena::CHUNK_SIZE` (2 MiB) bytes mapped at
 //! a multiple of that size, so that `dealloc` finds a block's chunk by
 //! masking the pointer. The thread's cursor, limit and current chunk live in
 //! a `const`-initialised thread-local without a destructor, so reaching them
@@ -35,6 +35,13 @@
 //! (past 8 MiB or half the thread's live bytes, at thread exit, and on
 //! request), and past 256 KiB it admits frees only while the thread also
 //! allocates, so a teardown frees straight into the chunks.
+//!
+//! Chunks mapped after the first 16 ask for transparent huge pages
+//! (`MADV_HUGEPAGE`; a chunk is one huge page), so a large heap costs the
+//! TLB one entry per chunk. The first fault of each such chunk is timed;
+//! one slower than a millisecond (a VM whose host takes free memory back
+//! makes fresh huge pages slow) turns the advice off for good. A small
+//! program never gets them: a huge page is resident whole.
 //!
 //! Freeing, shrinking or growing the most recent block of the current
 //! thread's chunk moves the cursor. `alloc_zeroed` knows which part of the

@@ -157,6 +157,17 @@ pub unsafe fn advise_huge(ptr: NonNull<u8>, size: usize) {
     let _ = (ptr, size);
 }
 
+/// Nanoseconds on the monotonic clock, or 0 if it cannot be read. Never
+/// allocates or panics (callable from inside the global allocator).
+pub fn monotonic_ns() -> u64 {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `t` is a valid, writable timespec.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) } != 0 {
+        return 0;
+    }
+    (t.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(t.tv_nsec as u64)
+}
+
 /// Removes all access from `ptr..ptr + size`.
 ///
 /// # Safety
