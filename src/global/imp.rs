@@ -455,22 +455,38 @@ unsafe fn recycle(chunk: *mut ChunkHeader) {
     });
 }
 
-/// Asks for a huge page for a fresh chunk and faults it in at once (its
-/// header is about to be written anyway), timing the fault; a slow one
-/// turns the advice off.
+/// Asks for transparent huge pages on the mapping `ptr..ptr + len`
+/// unless they have been found slow, and times the fault of the first huge
+/// page lying wholly at or above `fresh` (the part of the mapping not yet
+/// written: a new chunk, or what `mremap` added); one slower than
+/// [`HUGE_FAULT_BUDGET_NS`] takes the advice back and turns it off for
+/// good. The page faulted is about to be written by the caller anyway.
+/// Returns whether the mapping was advised.
+///
+/// # Safety
+/// `ptr..ptr + len` is a mapping the caller owns.
 #[cold]
-fn advise_huge_chunk(chunk: NonNull<u8>) {
-    // SAFETY: the fresh mapping of CHUNK_SIZE bytes is ours.
-    unsafe { sys::advise_huge(chunk, CHUNK_SIZE) };
-    let start = sys::monotonic_ns();
-    // SAFETY: as above; nothing refers to the chunk yet.
-    unsafe { sys::prefault(chunk, sys::page_size()) };
-    let took = sys::monotonic_ns().wrapping_sub(start);
-    // Relaxed: statistics and a hint.
-    CHUNKS_HUGE.fetch_add(1, Ordering::Relaxed);
-    if took > HUGE_FAULT_BUDGET_NS {
-        HUGE_SLOW.store(true, Ordering::Relaxed);
+unsafe fn advise_huge_timed(ptr: NonNull<u8>, len: usize, fresh: usize) -> bool {
+    // Relaxed: a hint; a thread that misses the store advises once more.
+    if HUGE_SLOW.load(Ordering::Relaxed) {
+        return false;
     }
+    // SAFETY: the mapping is ours (caller).
+    unsafe { sys::advise_huge(ptr, len) };
+    const HUGE_PAGE: usize = 2 << 20;
+    let probe = (fresh + HUGE_PAGE - 1) & !(HUGE_PAGE - 1);
+    if probe + HUGE_PAGE <= ptr.addr().get() + len {
+        let start = sys::monotonic_ns();
+        // SAFETY: `probe` is a page inside the mapping (above), and
+        // faulting a page in keeps its contents.
+        unsafe { sys::prefault(NonNull::new_unchecked(ptr.as_ptr().with_addr(probe)), sys::page_size()) };
+        if sys::monotonic_ns().wrapping_sub(start) > HUGE_FAULT_BUDGET_NS {
+            HUGE_SLOW.store(true, Ordering::Relaxed);
+            // SAFETY: as above.
+            unsafe { sys::advise_no_huge(ptr, len) };
+        }
+    }
+    true
 }
 
 /// A chunk for a new owner: from the free list, else freshly mapped.
@@ -500,9 +516,10 @@ fn acquire_chunk() -> Option<NonNull<ChunkHeader>> {
     let mapped = sys::map_aligned(CHUNK_SIZE, CHUNK_SIZE).ok()?.cast::<ChunkHeader>();
     // Relaxed: a statistic, and (with the flag) a hint for the advice.
     if CHUNKS_MAPPED.fetch_add(1, Ordering::Relaxed) >= HUGE_CHUNKS_AFTER
-        && !HUGE_SLOW.load(Ordering::Relaxed)
+        // SAFETY: the fresh mapping of CHUNK_SIZE bytes is ours.
+        && unsafe { advise_huge_timed(mapped.cast(), CHUNK_SIZE, mapped.addr().get()) }
     {
-        advise_huge_chunk(mapped.cast());
+        CHUNKS_HUGE.fetch_add(1, Ordering::Relaxed);
     }
     // SAFETY: a fresh mapping of CHUNK_SIZE writable bytes, aligned to
     // CHUNK_SIZE (so to the header's alignment), owned here.
@@ -1076,7 +1093,7 @@ fn large_alloc(size: usize, align: usize) -> *mut u8 {
         Ok(p) => {
             if len >= HUGE_MIN {
                 // SAFETY: the fresh mapping is ours.
-                unsafe { sys::advise_huge(p, len) };
+                unsafe { advise_huge_timed(p, len, p.addr().get()) };
             }
             // Relaxed: statistics.
             LARGE_MAPPED.fetch_add(len, Ordering::Relaxed);
@@ -1752,11 +1769,17 @@ impl GlobalArena {
                 // used from here on.
                 let moved = unsafe { sys::remap(NonNull::new_unchecked(ptr), old_len, new_len, may_move) };
                 if let Ok(p) = moved {
-                    if new_len >= HUGE_MIN && old_len < HUGE_MIN {
-                        // (A mapping advised before keeps the advice when
-                        // it moves.)
+                    if new_len >= HUGE_MIN {
+                        // A mapping advised before keeps the advice when it
+                        // moves: probed again on its new part, or taken
+                        // back once huge pages are slow.
                         // SAFETY: the remapped block is ours.
-                        unsafe { sys::advise_huge(p, new_len) };
+                        if !unsafe { advise_huge_timed(p, new_len, p.addr().get() + old_len) }
+                            && old_len >= HUGE_MIN
+                        {
+                            // SAFETY: as above.
+                            unsafe { sys::advise_no_huge(p, new_len) };
+                        }
                     }
                     // Relaxed: statistics.
                     LARGE_MAPPED.fetch_add(new_len, Ordering::Relaxed);

@@ -38,10 +38,11 @@
 //!
 //! Chunks mapped after the first 16 ask for transparent huge pages
 //! (`MADV_HUGEPAGE`; a chunk is one huge page), so a large heap costs the
-//! TLB one entry per chunk. The first fault of each such chunk is timed;
-//! one slower than a millisecond (a VM whose host takes free memory back
-//! makes fresh huge pages slow) turns the advice off for good. A small
-//! program never gets them: a huge page is resident whole.
+//! TLB one entry per chunk; so do large blocks of 4 MiB or more. The first
+//! huge page of each advised mapping is faulted at once and timed; one
+//! slower than a millisecond (a VM whose host takes free memory back makes
+//! fresh huge pages slow) turns the advice off for good. A small program
+//! never gets them: a huge page is resident whole.
 //!
 //! Freeing, shrinking or growing the most recent block of the current
 //! thread's chunk moves the cursor. `alloc_zeroed` knows which part of the

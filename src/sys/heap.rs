@@ -76,6 +76,11 @@ pub unsafe fn prefault(_ptr: NonNull<u8>, _size: usize) {}
 #[allow(dead_code)]
 pub unsafe fn advise_huge(_ptr: NonNull<u8>, _size: usize) {}
 
+/// # Safety
+/// `ptr..ptr + size` lies in a mapping the caller owns.
+#[allow(dead_code)]
+pub unsafe fn advise_no_huge(_ptr: NonNull<u8>, _size: usize) {}
+
 /// No clock is read in the stand-in: always 0.
 #[allow(dead_code)]
 pub fn monotonic_ns() -> u64 {

@@ -157,6 +157,19 @@ pub unsafe fn advise_huge(ptr: NonNull<u8>, size: usize) {
     let _ = (ptr, size);
 }
 
+/// Takes back [`advise_huge`] (`MADV_NOHUGEPAGE`): pages faulted from now
+/// on are small. Advice only; errors are ignored.
+///
+/// # Safety
+/// `ptr..ptr + size` lies in a mapping the caller owns.
+#[allow(dead_code)]
+pub unsafe fn advise_no_huge(ptr: NonNull<u8>, size: usize) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = madvise(ptr, size, libc::MADV_NOHUGEPAGE);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (ptr, size);
+}
+
 /// Nanoseconds on the monotonic clock, or 0 if it cannot be read. Never
 /// allocates or panics (callable from inside the global allocator).
 pub fn monotonic_ns() -> u64 {
