@@ -575,30 +575,37 @@ impl Owner {
     /// they fit. `size <= LARGE_THRESHOLD`, `align <= MAX_CHUNK_ALIGN`.
     #[inline(always)]
     fn bump(&self, size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
+        self.bump_block(grain(size), align, zero)
+    }
+
+    /// [`bump`](Self::bump) of a block of `block` bytes (`grain` of the
+    /// size asked for, computed by the caller).
+    #[inline(always)]
+    fn bump_block(&self, block: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
         let cursor = self.cursor.get();
         // Rounded up without a branch: three instructions, fewer than
         // choosing (the cursor is a multiple of GRAIN, so blocks aligned
         // to at most GRAIN do not move).
         let start = (cursor.addr() + align - 1) & !(align - 1);
-        let end = start + grain(size);
+        let end = start + block;
         if end > self.limit.get() {
             return None;
         }
         self.cursor.set(cursor.with_addr(end));
         self.live.set(self.live.get() + 1);
-        let block = cursor.with_addr(start);
+        let p = cursor.with_addr(start);
         if zero {
             let clean = self.clean_from.get();
             if start < clean {
                 let dirty = end.min(clean) - start;
                 // SAFETY: `start..start + dirty` lies in the block just
                 // handed out, inside the owner's chunk.
-                unsafe { block.write_bytes(0, dirty) };
+                unsafe { p.write_bytes(0, dirty) };
             }
         }
         // SAFETY: `start` lies in the chunk (at least HEADER_SIZE past its
         // start), so it is not null.
-        Some(unsafe { NonNull::new_unchecked(block) })
+        Some(unsafe { NonNull::new_unchecked(p) })
     }
 
     /// Makes the chunk usable up to at least `need` (an address past the
@@ -834,6 +841,13 @@ impl ThreadCache {
     #[inline(always)]
     fn pop(&self, size: usize) -> Option<NonNull<u8>> {
         let (class, block) = class_of(size);
+        self.pop_class(class, block)
+    }
+
+    /// [`pop`](Self::pop) with the size's class and block size worked out
+    /// by the caller (`class_of`).
+    #[inline(always)]
+    fn pop_class(&self, class: usize, block: usize) -> Option<NonNull<u8>> {
         let list = self.list(class);
         let head = NonNull::new(list.get())?;
         // SAFETY: a cached block is at least GRAIN bytes and GRAIN-aligned,
@@ -960,12 +974,19 @@ impl Local {
             // SAFETY: the block is live and in our chunk (caller).
             unsafe { owner.free_local(ptr, size) };
         } else {
-            let side = usize::from(size > SMALL_MAX);
-            if self.pending[side].get() == chunk {
-                self.pending_frees[side].set(self.pending_frees[side].get() + 1);
-            } else {
-                self.start_run(side, chunk);
-            }
+            self.count_remote(size, chunk);
+        }
+    }
+
+    /// Counts the free of a block of `chunk`, a chunk none of this
+    /// thread's owners bumps in, into the run of frees of its side.
+    #[inline(always)]
+    fn count_remote(&self, size: usize, chunk: *mut ChunkHeader) {
+        let side = usize::from(size > SMALL_MAX);
+        if self.pending[side].get() == chunk {
+            self.pending_frees[side].set(self.pending_frees[side].get() + 1);
+        } else {
+            self.start_run(side, chunk);
         }
     }
 
@@ -1460,8 +1481,10 @@ impl GlobalArena {
     /// it holds any), else bumped from its chunk.
     #[inline(always)]
     fn alloc_in(l: &Local, size: usize, align: usize, zero: bool) -> *mut u8 {
-        if l.cache.bytes.get() != 0 && cacheable(size, align) {
-            if let Some(p) = l.cache.pop(size) {
+        // The class is worked out once, for the cache and for the bump.
+        let (class, block) = class_of(size);
+        if align <= GRAIN {
+            if let Some(p) = l.cache.pop_class(class, block) {
                 l.counters.on_alloc(size);
                 if zero {
                     // SAFETY: the cached block has at least `size` bytes.
@@ -1473,9 +1496,9 @@ impl GlobalArena {
         // Two copies of the bump, each with its owner's fixed offset and
         // (on the small side) no size-class arithmetic.
         let bumped = if size <= SMALL_MAX {
-            l.owners[0].bump(size, align, zero)
+            l.owners[0].bump_block(block, align, zero)
         } else {
-            l.owners[1].bump(size, align, zero)
+            l.owners[1].bump_block(block, align, zero)
         };
         if let Some(p) = bumped {
             l.counters.on_alloc(size);
@@ -1554,7 +1577,14 @@ impl GlobalArena {
         } else {
             // Relaxed: a hint (see `ChunkHeader::owner`).
             // SAFETY: the block is live, so its chunk is.
-            l.owns_hint(unsafe { &*chunk }.owner.load(Ordering::Relaxed))
+            let hint = unsafe { &*chunk }.owner.load(Ordering::Relaxed);
+            if !l.owns_hint(hint) {
+                // Another thread's chunk (a thread bumping in a chunk is
+                // the last to have set its hint): neither of ours.
+                l.count_remote(size, chunk);
+                return;
+            }
+            true
         };
         let allocs = l.counters.allocs.load(Ordering::Relaxed);
         if mine && cacheable(size, align) && l.cache.admits(allocs) {
