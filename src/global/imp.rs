@@ -1459,6 +1459,13 @@ impl GlobalArena {
     #[inline(always)]
     fn alloc_layout(layout: Layout, zero: bool) -> *mut u8 {
         let (size, align) = (layout.size(), layout.align());
+        if size <= SMALL_MAX && align <= GRAIN {
+            // The common case, in a copy of its own: no test for a large
+            // layout, one size-class formula, one owner, and no rounding
+            // (every block starts at a multiple of GRAIN, so alignment 1
+            // is as good as the alignment asked for).
+            return Self::alloc_small(size, 1, zero);
+        }
         if is_large(size, align) {
             return large_alloc(size, align);
         }
@@ -1741,7 +1748,13 @@ impl GlobalArena {
     #[inline(always)]
     unsafe fn dealloc_raw(ptr: *mut u8, layout: Layout) {
         let (size, align) = (layout.size(), layout.align());
-        if is_large(size, align) {
+        if size <= SMALL_MAX && align <= GRAIN {
+            // As in `alloc_layout`: the common case in a copy of its own
+            // (the alignment is used only to tell whether the block may be
+            // cached, which it may).
+            // SAFETY: forwarded from the caller.
+            unsafe { Self::free_small(ptr, size, 1) };
+        } else if is_large(size, align) {
             // SAFETY: a large layout was served by `large_alloc` (caller
             // passes the layout it allocated with).
             unsafe { large_free(ptr, size, align) };
