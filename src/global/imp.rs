@@ -474,7 +474,7 @@ unsafe fn advise_huge_timed(ptr: NonNull<u8>, len: usize, fresh: usize) -> bool 
         return false;
     }
     // SAFETY: the mapping is ours (caller).
-    unsafe { sys::advise_huge(ptr, len) };
+    unsafe { sys::advise_huge(ptr, len, true) };
     const HUGE_PAGE: usize = 2 << 20;
     let probe = (fresh + HUGE_PAGE - 1) & !(HUGE_PAGE - 1);
     if probe + HUGE_PAGE <= ptr.addr().get() + len {
@@ -485,7 +485,7 @@ unsafe fn advise_huge_timed(ptr: NonNull<u8>, len: usize, fresh: usize) -> bool 
         if sys::monotonic_ns().wrapping_sub(start) > HUGE_FAULT_BUDGET_NS {
             HUGE_SLOW.store(true, Ordering::Relaxed);
             // SAFETY: as above.
-            unsafe { sys::advise_no_huge(ptr, len) };
+            unsafe { sys::advise_huge(ptr, len, false) };
         }
     }
     true
@@ -1829,7 +1829,7 @@ impl GlobalArena {
                             && old_len >= HUGE_MIN
                         {
                             // SAFETY: as above.
-                            unsafe { sys::advise_no_huge(p, new_len) };
+                            unsafe { sys::advise_huge(p, new_len, false) };
                         }
                     }
                     // Relaxed: statistics.

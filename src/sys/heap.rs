@@ -74,12 +74,7 @@ pub unsafe fn prefault(_ptr: NonNull<u8>, _size: usize) {}
 /// # Safety
 /// `ptr..ptr + size` lies in a mapping the caller owns.
 #[allow(dead_code)]
-pub unsafe fn advise_huge(_ptr: NonNull<u8>, _size: usize) {}
-
-/// # Safety
-/// `ptr..ptr + size` lies in a mapping the caller owns.
-#[allow(dead_code)]
-pub unsafe fn advise_no_huge(_ptr: NonNull<u8>, _size: usize) {}
+pub unsafe fn advise_huge(_ptr: NonNull<u8>, _size: usize, _on: bool) {}
 
 /// No clock is read in the stand-in: always 0.
 #[allow(dead_code)]

@@ -143,31 +143,19 @@ pub unsafe fn prefault(ptr: NonNull<u8>, size: usize) {
     let _ = (ptr, size);
 }
 
-/// Asks for transparent huge pages on `ptr..ptr + size` (`MADV_HUGEPAGE`):
-/// one fault per 2 MiB instead of per page where the kernel grants them.
-/// Advice only; errors are ignored.
+/// Asks for transparent huge pages on `ptr..ptr + size` (`MADV_HUGEPAGE`,
+/// `on`: one fault per 2 MiB instead of per page where the kernel grants
+/// them), or takes that back (`MADV_NOHUGEPAGE`: pages faulted from then on
+/// are small). Advice only; errors are ignored.
 ///
 /// # Safety
 /// `ptr..ptr + size` lies in a mapping the caller owns.
 #[allow(dead_code)]
-pub unsafe fn advise_huge(ptr: NonNull<u8>, size: usize) {
+pub unsafe fn advise_huge(ptr: NonNull<u8>, size: usize, on: bool) {
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    let _ = madvise(ptr, size, libc::MADV_HUGEPAGE);
+    let _ = madvise(ptr, size, if on { libc::MADV_HUGEPAGE } else { libc::MADV_NOHUGEPAGE });
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = (ptr, size);
-}
-
-/// Takes back [`advise_huge`] (`MADV_NOHUGEPAGE`): pages faulted from now
-/// on are small. Advice only; errors are ignored.
-///
-/// # Safety
-/// `ptr..ptr + size` lies in a mapping the caller owns.
-#[allow(dead_code)]
-pub unsafe fn advise_no_huge(ptr: NonNull<u8>, size: usize) {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    let _ = madvise(ptr, size, libc::MADV_NOHUGEPAGE);
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = (ptr, size);
+    let _ = (ptr, size, on);
 }
 
 /// Nanoseconds on the monotonic clock, or 0 if it cannot be read. Never
