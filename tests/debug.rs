@@ -12,18 +12,13 @@ use fiberalloc::policy::{Debug, Fast, Policy, Safe};
 use fiberalloc::report::{self, ChunkState};
 use fiberalloc::{Arena, SharedArena};
 use std::os::unix::process::ExitStatusExt;
-use std::process::Command;
 use std::sync::Mutex;
 
 const CHILD: &str = "FIBERALLOC_DEBUG_CHILD";
 const SIGABRT: i32 = 6;
 
 fn run_child(test: &str, what: &str) -> std::process::Output {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD, what)
-        .output()
-        .unwrap()
+    common::run_child(CHILD, test, what)
 }
 
 /// In the child: does `what` and returns true; in the parent: false.

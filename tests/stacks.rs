@@ -16,7 +16,6 @@ use fiberalloc::Arena;
 use std::hint::black_box;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
-use std::process::Command;
 
 const CHILD: &str = "FIBERALLOC_STACK_CHILD";
 const SIGSEGV: i32 = 11;
@@ -348,11 +347,7 @@ fn child(what: &str) {
 }
 
 fn run_child(test: &str, what: &str) -> std::process::Output {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD, what)
-        .output()
-        .unwrap()
+    common::run_child(CHILD, test, what)
 }
 
 fn death(test: &str, what: &str, signal: i32) -> String {

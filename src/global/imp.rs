@@ -462,8 +462,10 @@ unsafe fn recycle(chunk: *mut ChunkHeader) {
 /// page lying wholly at or above `fresh` (the part of the mapping not yet
 /// written: a new chunk, or what `mremap` added); one slower than
 /// [`HUGE_FAULT_BUDGET_NS`] takes the advice back and turns it off for
-/// good. The page faulted is about to be written by the caller anyway.
-/// Returns whether the mapping was advised.
+/// good. The page faulted is one the caller is about to write (a chunk's
+/// header), or 2 MiB of a large block that is resident early (a block of
+/// 4 MiB or more that is never written costs that much RSS). Returns
+/// whether the mapping was advised.
 ///
 /// # Safety
 /// `ptr..ptr + len` is a mapping the caller owns.

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::ops::Range;
+use std::process::{Command, Output};
 
 /// Every integration test binary that uses these helpers runs on
 /// `GlobalArena`: the harness, proptest and the collections in the tests
@@ -84,4 +85,15 @@ pub fn scale(n: usize) -> usize {
     } else {
         n
     }
+}
+
+/// Runs test `test` of this binary again in a child process with the
+/// environment variable `var` set to `what` (the child's cue for what to
+/// do, usually something that kills it), and returns how it ended.
+pub fn run_child(var: &str, test: &str, what: &str) -> Output {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(var, what)
+        .output()
+        .unwrap()
 }
