@@ -16,6 +16,11 @@
 //!     (a bounded live set of about 5 MB per thread, random lifetimes).
 //!
 //! Each timing includes dropping what the workload built.
+//!
+//! Two variants of (iv) help read it (they have no target): `bounded`, the
+//! same traffic through `std::sync::mpsc::sync_channel(100_000)`, and
+//! `split`, which sends every box before the consumer starts and prints
+//! the producer's and the consumer's time apart.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -79,20 +84,63 @@ fn json_text() -> String {
     s
 }
 
+/// The consumer of (iv) and its variants: receives every box, reads a
+/// byte of it and drops it (a free on another thread than the one that
+/// allocated it).
+fn consume(rx: impl IntoIterator<Item = Box<[u8; 64]>>) -> u64 {
+    let mut sum = 0u64;
+    for b in rx {
+        sum += b[0] as u64;
+    }
+    sum
+}
+
+/// The producer of (iv) and its variants.
+fn produce(send: impl Fn(Box<[u8; 64]>)) {
+    for i in 0..5_000_000u64 {
+        send(Box::new([i as u8; 64]));
+    }
+}
+
 fn channel() {
     let (tx, rx) = std::sync::mpsc::channel::<Box<[u8; 64]>>();
-    let consumer = std::thread::spawn(move || {
-        let mut sum = 0u64;
-        for b in rx {
-            sum += b[0] as u64;
-        }
-        sum
-    });
-    for i in 0..5_000_000u64 {
-        tx.send(Box::new([i as u8; 64])).unwrap();
-    }
+    let consumer = std::thread::spawn(move || consume(rx));
+    produce(|b| tx.send(b).unwrap());
     drop(tx);
     black_box(consumer.join().unwrap());
+}
+
+/// (iv) through a bounded channel (`sync_channel(100_000)`): the producer
+/// waits when it is that far ahead (not one of the workloads; see
+/// benches/README.md).
+fn bounded() {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Box<[u8; 64]>>(100_000);
+    let consumer = std::thread::spawn(move || consume(rx));
+    produce(|b| tx.send(b).unwrap());
+    drop(tx);
+    black_box(consumer.join().unwrap());
+}
+
+/// (iv)'s two halves one after the other: every box sent before the
+/// consumer starts, so each side's own cost per message shows, without
+/// the other running at the same time. Prints both times to stderr.
+fn split() {
+    let (tx, rx) = std::sync::mpsc::channel::<Box<[u8; 64]>>();
+    let t0 = Instant::now();
+    produce(|b| tx.send(b).unwrap());
+    drop(tx);
+    let produced = t0.elapsed();
+    let consumer = std::thread::spawn(move || {
+        let t1 = Instant::now();
+        (consume(rx), t1.elapsed())
+    });
+    let (sum, consumed) = consumer.join().unwrap();
+    black_box(sum);
+    eprintln!(
+        "producer {:.1} ms, consumer {:.1} ms",
+        produced.as_secs_f64() * 1e3,
+        consumed.as_secs_f64() * 1e3
+    );
 }
 
 fn churn() {
@@ -123,7 +171,8 @@ fn peak_rss_kib() -> u64 {
 }
 
 pub fn main() {
-    let name = std::env::args().nth(1).expect("workload: strings, btree, json, channel or churn");
+    let name =
+        std::env::args().nth(1).expect("workload: strings, btree, json, channel, churn, bounded or split");
     let text = if name == "json" { Some(json_text()) } else { None };
     let start = Instant::now();
     match name.as_str() {
@@ -135,6 +184,8 @@ pub fn main() {
         }
         "channel" => channel(),
         "churn" => churn(),
+        "bounded" => bounded(),
+        "split" => split(),
         other => panic!("unknown workload {other}"),
     }
     let ms = start.elapsed().as_secs_f64() * 1e3;
