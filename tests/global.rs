@@ -644,35 +644,52 @@ fn monitoring_thread() -> String {
     format!("{samples} samples while 2 threads allocate, {ns:.0} ns each")
 }
 
-/// Past the first 16 chunks, fresh chunks ask for transparent huge pages
-/// (while they come quickly); the first 16 never do.
-fn huge_pages_past_sixteen_chunks() -> String {
+/// Chunks mapped while at least 16 MiB are live ask for transparent huge
+/// pages (while they come quickly); a chunk mapped with less live does not.
+fn huge_pages_once_16_mib_live() -> String {
     if cfg!(miri) {
         return "skipped under Miri (no mappings)".into();
     }
     let mapped = |s: &GlobalStats| s.chunks_in_use + s.chunks_cached + s.chunks_decommitted;
     let before = stats();
-    // 4 KiB blocks (from the chunks, not mappings of their own) until two
-    // more chunks past the 16th have been mapped (free chunks are reused
-    // first).
-    let target = mapped(&before).max(16) + 2;
-    let mut keep: Vec<Box<[u8; 4096]>> = Vec::new();
+    // 4 KiB blocks come from the chunks (not mappings of their own).
+    let mut keep: Vec<Box<[u8; 4096]>> = Vec::with_capacity(64 * MIB / 4096);
+    // With little live, a fresh chunk (once the free ones are reused) is
+    // not advised. Skipped when the free list outlasts the room left.
+    let mut small = "no fresh chunk below 16 MiB live (free chunks reused)".to_string();
+    while stats().live_bytes < 12 * MIB {
+        keep.push(Box::new([7u8; 4096]));
+        let s = stats();
+        if mapped(&s) > mapped(&before) {
+            assert_eq!(
+                s.huge_chunks, before.huge_chunks,
+                "a chunk mapped with {} live was advised: {s:?}",
+                s.live_bytes
+            );
+            small = format!("chunk mapped at {} MiB live not advised", s.live_bytes / MIB);
+            break;
+        }
+    }
+    while stats().live_bytes < 16 * MIB {
+        keep.push(Box::new([7u8; 4096]));
+    }
+    let mid = stats();
+    let target = mapped(&mid) + 2;
     while mapped(&stats()) < target {
         keep.push(Box::new([7u8; 4096]));
-        assert!(keep.len() < 256 * MIB / 4096, "256 MiB of blocks mapped no new chunk: {:?}", stats());
+        assert!(keep.len() < 64 * MIB / 4096, "48 MiB of blocks mapped no new chunk: {:?}", stats());
     }
     let s = stats();
-    if before.huge_pages_slow {
+    if mid.huge_pages_slow {
         // A slow huge page (of a chunk or a large block) had turned the
         // advice off: no chunk asks any more.
-        assert_eq!(s.huge_chunks, before.huge_chunks, "advice after it was turned off: {s:?}");
+        assert_eq!(s.huge_chunks, mid.huge_chunks, "advice after it was turned off: {s:?}");
     } else if s.huge_pages_slow {
         // One of these chunks turned it off, and was counted.
-        assert!(s.huge_chunks > before.huge_chunks, "{s:?}");
+        assert!(s.huge_chunks > mid.huge_chunks, "{s:?}");
     } else {
-        assert!(s.huge_chunks >= before.huge_chunks + 2, "fresh chunks past the 16th not advised: {s:?}");
+        assert!(s.huge_chunks >= mid.huge_chunks + 2, "fresh chunks past 16 MiB live not advised: {s:?}");
     }
-    assert!(s.huge_chunks <= mapped(&s) - 16, "the first 16 chunks were advised: {s:?}");
     let huge_kib = std::fs::read_to_string("/proc/self/smaps_rollup")
         .ok()
         .and_then(|t| {
@@ -684,7 +701,7 @@ fn huge_pages_past_sixteen_chunks() -> String {
     let blocks = keep.len();
     drop(keep);
     format!(
-        "{blocks} blocks; {} of {} chunks advised{}; AnonHugePages {huge_kib} KiB",
+        "{small}; {blocks} blocks; {} of {} chunks advised{}; AnonHugePages {huge_kib} KiB",
         s.huge_chunks,
         mapped(&s),
         if s.huge_pages_slow { ", then turned off (slow faults)" } else { "" }
@@ -724,6 +741,8 @@ fn memory_map() -> String {
 
 fn main() {
     let started = stats();
+    // First, while the free list is empty: it maps a chunk with little live.
+    check("huge pages once 16 MiB are live", huge_pages_once_16_mib_live);
     check("libraries (serde_json, regex, collections)", libraries);
     check("2,000,000 boxes freed on another thread", boxes_across_threads);
     check("1,000 short-lived threads", short_lived_threads);
@@ -737,7 +756,6 @@ fn main() {
     check("alloc_zeroed after reuse", zeroed_reuse);
     check("alloc_zeroed from recycled and decommitted chunks", zeroed_after_recycling);
     check("allocation during thread teardown", allocation_in_teardown);
-    check("huge pages past the 16th chunk", huge_pages_past_sixteen_chunks);
     check("memory map of this thread's chunks", memory_map);
     check("stats() from a monitoring thread", monitoring_thread);
 

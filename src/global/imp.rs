@@ -9,14 +9,17 @@ use core::ffi::c_void;
 use core::ptr::{self, NonNull};
 
 /// Size and alignment of a `GlobalArena` chunk, header included: one
-/// transparent huge page (see [`HUGE_CHUNKS_AFTER`]).
+/// transparent huge page (see [`HUGE_LIVE_MIN`]).
 pub(crate) const CHUNK_SIZE: usize = 2 << 20;
-/// Chunks mapped after this many ask for transparent huge pages
-/// (`MADV_HUGEPAGE`), so a program whose chunks hold more than 32 MiB gets
-/// one TLB entry per chunk instead of 512. A smaller program stays on
+/// Chunks mapped while the program has at least this many bytes live ask
+/// for transparent huge pages (`MADV_HUGEPAGE`): a heap that large gets
+/// one TLB entry per chunk instead of 512 (a search through a B-tree of
+/// 80 MiB misses the TLB on most nodes otherwise). A smaller heap stays on
 /// 4 KiB pages, resident only as far as it has bumped: a huge page is
-/// resident whole, and a chunk kept by one live block keeps all of it.
-const HUGE_CHUNKS_AFTER: usize = 16;
+/// resident whole, and a chunk kept by one live block keeps all of it. A
+/// program that churns through many chunks with a small live set (whose
+/// chunks come back and are reused) therefore never asks.
+const HUGE_LIVE_MIN: usize = 16 << 20;
 /// The advice is given only while huge pages come quickly: the first
 /// fault of each advised chunk is timed, and one slower than this turns
 /// the advice off for the rest of the process. (On a VM whose host takes
@@ -493,8 +496,10 @@ unsafe fn advise_huge_timed(ptr: NonNull<u8>, len: usize, fresh: usize) -> bool 
     true
 }
 
-/// A chunk for a new owner: from the free list, else freshly mapped.
-fn acquire_chunk() -> Option<NonNull<ChunkHeader>> {
+/// A chunk for a new owner: from the free list, else freshly mapped (and
+/// advised for huge pages when `live`, the program's live bytes, is at
+/// least [`HUGE_LIVE_MIN`]).
+fn acquire_chunk(live: usize) -> Option<NonNull<ChunkHeader>> {
     let reused = FREE.with(|f| {
         let c = if !f.cached.is_null() {
             f.cached_count -= 1;
@@ -518,8 +523,9 @@ fn acquire_chunk() -> Option<NonNull<ChunkHeader>> {
         return Some(c);
     }
     let mapped = sys::map_aligned(CHUNK_SIZE, CHUNK_SIZE).ok()?.cast::<ChunkHeader>();
-    // Relaxed: a statistic, and (with the flag) a hint for the advice.
-    if CHUNKS_MAPPED.fetch_add(1, Ordering::Relaxed) >= HUGE_CHUNKS_AFTER
+    // Relaxed: a statistic.
+    CHUNKS_MAPPED.fetch_add(1, Ordering::Relaxed);
+    if live >= HUGE_LIVE_MIN
         // SAFETY: the fresh mapping of CHUNK_SIZE bytes is ours.
         && unsafe { advise_huge_timed(mapped.cast(), CHUNK_SIZE, mapped.addr().get()) }
     {
@@ -729,7 +735,8 @@ impl Owner {
             }
             self.retire();
         }
-        let fresh = acquire_chunk()?.as_ptr();
+        let (live, _, _) = note_peak();
+        let fresh = acquire_chunk(live)?.as_ptr();
         // SAFETY: a chunk just taken from the free list or mapped: ours.
         let header = unsafe { &*fresh };
         let base = fresh.cast::<u8>();
@@ -742,7 +749,6 @@ impl Owner {
         let dirty_end = header.dirty_end.get();
         self.limit.set(dirty_end);
         self.clean_from.set(dirty_end);
-        note_peak();
         if dirty_end < base.addr() + CHUNK_SIZE && !self.grow_limit(self.end_of(size, align)) {
             return None;
         }
@@ -1219,8 +1225,9 @@ pub struct GlobalStats {
     /// its exit hook retired its chunk (from later thread-exit code).
     pub fallback_allocations: u64,
     /// Chunks mapped with the advice for transparent huge pages (chunks
-    /// after the first 16, while huge pages come quickly; whether the
-    /// kernel grants them shows in `AnonHugePages` of `/proc/self/smaps`).
+    /// mapped while at least 16 MiB were live, as long as huge pages come
+    /// quickly; whether the kernel grants them shows in `AnonHugePages` of
+    /// `/proc/self/smaps`).
     pub huge_chunks: usize,
     /// Whether the advice has been turned off because a huge page took
     /// more than a millisecond to fault in.

@@ -36,9 +36,11 @@
 //! request), and past 256 KiB it admits frees only while the thread also
 //! allocates, so a teardown frees straight into the chunks.
 //!
-//! Chunks mapped after the first 16 ask for transparent huge pages
-//! (`MADV_HUGEPAGE`; a chunk is one huge page), so a large heap costs the
-//! TLB one entry per chunk; so do large blocks of 4 MiB or more. The first
+//! Chunks mapped while the program has 16 MiB or more live ask for
+//! transparent huge pages (`MADV_HUGEPAGE`; a chunk is one huge page), so a
+//! large heap costs the TLB one entry per chunk; so do large blocks of
+//! 4 MiB or more. A program with a small live set never asks, however many
+//! chunks it has gone through. The first
 //! huge page of each advised mapping is faulted at once and timed; one
 //! slower than a millisecond (a VM whose host takes free memory back makes
 //! fresh huge pages slow) turns the advice off for good. A small program
