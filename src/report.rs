@@ -1,7 +1,8 @@
 //! A picture of memory: an arena's (or the global allocator's) chunks as
 //! one strip each, coloured by what their bytes hold.
 //!
-//! [`Arena::memory_map`](crate::Arena::memory_map) and
+//! [`Arena::memory_map`](crate::Arena::memory_map),
+//! [`SharedArena::memory_map`](crate::SharedArena::memory_map) and
 //! [`GlobalArena::memory_map`](crate::GlobalArena::memory_map) take the
 //! numbers; [`svg`] draws them:
 //!

@@ -1017,6 +1017,79 @@ impl<P: Policy> SharedArena<P> {
         out
     }
 
+    /// A picture of the arena's chunks for [`report::svg`](crate::report::svg):
+    /// per chunk (both lanes, oversized chunks included) its live bytes,
+    /// padding (block headers, canaries, alignment, freed blocks, the unused
+    /// part of ended leases), free space and guard pages. Under `Fast`,
+    /// which keeps no per-block records, a chunk's used bytes all count as
+    /// live, as in [`stats`](Self::stats). The lanes' current chunks are
+    /// `Current`, the others `Full`; a shared arena keeps no spare chunks
+    /// (they go back to the process-wide cache). Takes `&mut self`, like
+    /// [`validate`](Self::validate): under `Safe` and `Debug` it reads the
+    /// blocks' headers, which no other thread may be writing meanwhile.
+    ///
+    /// ```
+    /// use fiberalloc::{policy::Debug, report, SharedArena};
+    /// let mut arena = SharedArena::<Debug>::new();
+    /// std::thread::scope(|s| {
+    ///     for t in 0..2u64 {
+    ///         let arena = &arena;
+    ///         s.spawn(move || arena.alloc([t; 8]));
+    ///     }
+    /// });
+    /// let map = arena.memory_map();
+    /// let live: usize = map.chunks.iter().map(|c| c.live).sum();
+    /// assert_eq!(live, 2 * 64);
+    /// assert!(report::svg(&map).starts_with("<svg"));
+    /// ```
+    pub fn memory_map(&mut self) -> crate::report::MemoryMap {
+        use crate::report::{ChunkState, ChunkUsage};
+        let current =
+            [self.direct.current.load(Ordering::Acquire), self.leased.current.load(Ordering::Acquire)];
+        let page = crate::sys::page_size();
+        let mut chunks = Vec::new();
+        let r = self.lock();
+        self.for_each_chunk(&r, [true, true], |c| {
+            let Some(backing) = c.chunk else { return };
+            let used = c.used();
+            let mut live = used;
+            if P::CANARIES {
+                live = 0;
+                let mut each = |b: debug::Block| {
+                    // A lease block's bytes are counted through the blocks
+                    // inside it (walked before it).
+                    if b.flags & (debug::FREED | debug::LEASE) == 0 {
+                        live += b.size;
+                    }
+                    Ok(())
+                };
+                // SAFETY: `&mut self`: no other thread allocates or writes
+                // a block header meanwhile. A corrupt chunk stops the walk
+                // early (`validate` reports it); its live bytes are then
+                // those walked so far.
+                let _ = unsafe { Self::check_chunk(c, &mut each) };
+            }
+            let state = if current.contains(&core::ptr::from_ref(c).cast_mut()) {
+                ChunkState::Current
+            } else {
+                ChunkState::Full
+            };
+            let start = c.start.addr().get();
+            chunks.push(ChunkUsage {
+                addr: backing.addr().get(),
+                state,
+                header: start - backing.addr().get(),
+                live,
+                padding: used - live,
+                free: c.end - start - used,
+                guard: if ChunkHeader::guarded(backing) { 2 * page } else { 0 },
+            });
+        });
+        drop(r);
+        let policy = core::any::type_name::<P>().rsplit("::").next().unwrap_or("?");
+        crate::report::MemoryMap { title: format!("SharedArena<{policy}>"), chunks, note: None }
+    }
+
     /// Whether `ptr` lies in the data area of one of this arena's chunks
     /// (either lane, or an oversized chunk).
     pub fn contains(&self, ptr: *const u8) -> bool {

@@ -4,7 +4,7 @@ use allocator_api2::alloc::Allocator;
 use allocator_api2::vec::Vec as AVec;
 use common::*;
 use core::alloc::Layout;
-use fiberalloc::{policy::Policy, AllocError, SharedArena};
+use fiberalloc::{policy::Policy, report::ChunkState, AllocError, SharedArena};
 use std::sync::Barrier;
 
 fn assert_send_sync<T: Send + Sync>() {}
@@ -225,6 +225,61 @@ fn try_reset_leaves_direct_blocks_alone<P: Policy>() {
     assert!(direct.iter().all(|&x| x == 42), "try_reset must not free direct allocations");
 }
 
+/// The memory map's strips add up to the arena's counters; under the
+/// canary policies the live bytes are exactly the blocks not freed.
+fn memory_map_adds_up<P: Policy>() {
+    let mut arena = SharedArena::<P>::new();
+    let (n, m) = (scale(1000), scale(500));
+    std::thread::scope(|s| {
+        for t in 0..3u64 {
+            let arena = &arena;
+            s.spawn(move || {
+                for i in 0..n as u64 {
+                    arena.alloc([t, i, 0, 0]);
+                }
+            });
+        }
+    });
+    {
+        let lease = arena.lease();
+        for i in 0..m as u32 {
+            lease.alloc(i);
+        }
+    }
+    // An oversized block (a chunk of its own), and a block freed before
+    // the one after it (so it stays where it is).
+    arena.try_alloc_layout(Layout::from_size_align(3 << 20, 64).unwrap()).unwrap();
+    let freed = allocator_api2::boxed::Box::new_in([1u8; 100], &arena);
+    let kept = allocator_api2::boxed::Box::new_in([2u8; 100], &arena);
+    drop(freed);
+    core::mem::forget(kept);
+
+    let s = arena.stats();
+    let map = arena.memory_map();
+    assert_eq!(map.chunks.len(), s.chunk_count);
+    let size: usize = map.chunks.iter().map(|c| c.size()).sum();
+    assert_eq!(size, s.reserved_bytes, "the strips cover the mapped bytes");
+    let current = map.chunks.iter().filter(|c| c.state == ChunkState::Current).count();
+    assert_eq!(current, 2, "one current chunk per lane (direct, leases)");
+    assert!(
+        map.chunks.iter().any(|c| c.state == ChunkState::Full && c.live >= 3 << 20),
+        "the oversized chunk"
+    );
+    let live: usize = map.chunks.iter().map(|c| c.live).sum();
+    let padding: usize = map.chunks.iter().map(|c| c.padding).sum();
+    assert_eq!(live + padding, s.allocated_bytes, "used bytes per chunk add up to the arena's");
+    if P::CANARIES {
+        assert_eq!(live, 3 * n * 32 + m * 4 + (3 << 20) + 100, "live blocks, the freed one left out");
+        assert!(padding >= 100 + (3 * n + m) * 16, "headers, canaries and the freed block: {padding}");
+    } else {
+        assert_eq!(padding, 0, "Fast keeps no block records: used counts as live");
+    }
+    assert!(map.chunks.iter().all(|c| (c.guard > 0) == P::GUARD_PAGES));
+    let picture = fiberalloc::report::svg(&map);
+    assert_eq!(picture.matches("class=\"chunk\"").count(), map.chunks.len());
+    assert!(map.title.starts_with("SharedArena<") && picture.contains("SharedArena&lt;"), "{}", map.title);
+}
+
 per_policy!(
     threads_get_disjoint_blocks,
     reset_after_join_reuses_memory,
@@ -234,4 +289,5 @@ per_policy!(
     leases_bump_and_reset,
     try_reset_frees_oversized_lease_chunks,
     try_reset_leaves_direct_blocks_alone,
+    memory_map_adds_up,
 );
