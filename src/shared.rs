@@ -1044,6 +1044,9 @@ impl<P: Policy> SharedArena<P> {
     /// ```
     pub fn memory_map(&mut self) -> crate::report::MemoryMap {
         use crate::report::{ChunkState, ChunkUsage};
+        // Acquire, as everywhere the lanes are read: pairs with the Release
+        // store that installed the chunk (with `&mut self` no store can be
+        // racing; the ordering costs nothing here).
         let current =
             [self.direct.current.load(Ordering::Acquire), self.leased.current.load(Ordering::Acquire)];
         let page = crate::sys::page_size();
