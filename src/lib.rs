@@ -84,6 +84,13 @@ pub mod __internals {
     pub fn guard_markers() -> Option<bool> {
         crate::sys::guard_markers()
     }
+
+    /// Does what a slow huge page does to `GlobalArena`: turns the advice
+    /// off until the count of chunks mapped reaches the number returned.
+    #[cfg(not(fiberalloc_loom))]
+    pub fn global_turn_huge_pages_off() -> usize {
+        crate::global::turn_huge_pages_off()
+    }
 }
 pub use arena::{Arena, ArenaStack};
 #[cfg(not(fiberalloc_loom))]

@@ -708,6 +708,45 @@ fn huge_pages_once_16_mib_live() -> String {
     )
 }
 
+/// After a slow huge page turned the advice off, no fresh chunk asks for
+/// huge pages until the count of chunks mapped reaches the retry point;
+/// the chunk that reaches it asks again (and is timed again).
+fn huge_pages_tried_again() -> String {
+    if cfg!(miri) {
+        return "skipped under Miri (no mappings)".into();
+    }
+    let mapped = |s: &GlobalStats| s.chunks_in_use + s.chunks_cached + s.chunks_decommitted;
+    // 64 KiB blocks come from the chunks, 31 to a chunk.
+    let mut keep: Vec<Box<[u8; 65536]>> = Vec::new();
+    let mut grow_to = |chunks: usize, keep: &mut Vec<Box<[u8; 65536]>>| {
+        while mapped(&stats()) < chunks {
+            keep.push(Box::new([3u8; 65536]));
+            assert!(keep.len() < 512 * MIB / 65536, "512 MiB of blocks mapped too few chunks: {:?}", stats());
+        }
+    };
+    // 16 MiB live or more: every fresh chunk would ask.
+    while stats().live_bytes < 16 * MIB {
+        keep.push(Box::new([3u8; 65536]));
+    }
+    let at = fiberalloc::__internals::global_turn_huge_pages_off();
+    let off = stats();
+    assert!(off.huge_pages_slow && at >= mapped(&off) + 32, "retry at {at}: {off:?}");
+    grow_to(at - 1, &mut keep);
+    let before = stats();
+    assert_eq!(before.huge_chunks, off.huge_chunks, "a chunk asked while the advice was off: {before:?}");
+    grow_to(at, &mut keep);
+    let s = stats();
+    assert_eq!(s.huge_chunks, off.huge_chunks + 1, "the chunk at the retry point did not ask: {s:?}");
+    let blocks = keep.len();
+    drop(keep);
+    format!(
+        "off at {} chunks, {} fresh chunks not advised, chunk {at} asked again ({}; {blocks} blocks)",
+        mapped(&off),
+        at - 1 - mapped(&off),
+        if s.huge_pages_slow { "still slow: off again" } else { "quick: advice back on" }
+    )
+}
+
 /// The memory map sees the thread's chunk and the free chunks, and the
 /// picture of it parses.
 fn memory_map() -> String {
@@ -743,6 +782,7 @@ fn main() {
     let started = stats();
     // First, while the free list is empty: it maps a chunk with little live.
     check("huge pages once 16 MiB are live", huge_pages_once_16_mib_live);
+    check("huge pages tried again after a slow one", huge_pages_tried_again);
     check("libraries (serde_json, regex, collections)", libraries);
     check("2,000,000 boxes freed on another thread", boxes_across_threads);
     check("1,000 short-lived threads", short_lived_threads);

@@ -22,10 +22,15 @@ pub(crate) const CHUNK_SIZE: usize = 2 << 20;
 const HUGE_LIVE_MIN: usize = 16 << 20;
 /// The advice is given only while huge pages come quickly: the first
 /// fault of each advised chunk is timed, and one slower than this turns
-/// the advice off for the rest of the process. (On a VM whose host takes
-/// back the guest's free memory, zeroing a fresh huge page can take
-/// milliseconds; parsing 50 MB of JSON then took 1.4 s instead of 0.5.)
+/// the advice off (see [`huge_retry_after`] for when it is tried again).
+/// (On a VM whose host takes back the guest's free memory, zeroing a fresh
+/// huge page can take milliseconds; parsing 50 MB of JSON then took 1.4 s
+/// instead of 0.5.)
 const HUGE_FAULT_BUDGET_NS: u64 = 1_000_000;
+/// After a slow huge page turned the advice off, fresh chunks ask again
+/// (and the first is timed again) once at least this many more chunks
+/// have been mapped (see [`huge_retry_after`]).
+const HUGE_RETRY_CHUNKS: usize = 32;
 /// Requests larger than this get a mapping of their own.
 pub(crate) const LARGE_THRESHOLD: usize = 256 << 10;
 /// Large mappings of at least this size ask for transparent huge pages:
@@ -351,9 +356,12 @@ static PEAK: AtomicUsize = AtomicUsize::new(0);
 static CHUNKS_MAPPED: AtomicUsize = AtomicUsize::new(0);
 /// Chunks mapped with the advice for huge pages.
 static CHUNKS_HUGE: AtomicUsize = AtomicUsize::new(0);
-/// Set when a huge page came slowly: no more advice (see
-/// [`HUGE_FAULT_BUDGET_NS`]).
+/// Set when a huge page came slowly: no advice until the chunk count
+/// reaches [`HUGE_RETRY_AT`] (see [`HUGE_FAULT_BUDGET_NS`]).
 static HUGE_SLOW: AtomicBool = AtomicBool::new(false);
+/// The count of chunks mapped at which a fresh chunk asks for huge pages
+/// again while [`HUGE_SLOW`] is set.
+static HUGE_RETRY_AT: AtomicUsize = AtomicUsize::new(0);
 /// Retired chunks that still hold a live block.
 static CHUNKS_PINNED: AtomicUsize = AtomicUsize::new(0);
 /// Bytes mapped for large blocks.
@@ -460,12 +468,36 @@ unsafe fn recycle(chunk: *mut ChunkHeader) {
     });
 }
 
+/// When huge pages are tried again after a slow one turned the advice off
+/// with `mapped` chunks mapped: once the count has doubled, and at least
+/// [`HUGE_RETRY_CHUNKS`] more. The machine may have become quick again (on
+/// this VM the cost of a fresh huge page changes by 50x from one phase to
+/// another), and a program that runs for hours should not stay on 4 KiB
+/// pages because of one slow fault at its start; while it stays slow, the
+/// retries cost one slow fault per doubling of the chunks mapped.
+fn huge_retry_after(mapped: usize) -> usize {
+    mapped.saturating_add(mapped.max(HUGE_RETRY_CHUNKS))
+}
+
+/// Turns the advice off after a slow huge page, until the count of chunks
+/// mapped reaches the number returned ([`huge_retry_after`]).
+pub(crate) fn turn_huge_pages_off() -> usize {
+    let mapped = CHUNKS_MAPPED.load(Ordering::Relaxed);
+    let at = huge_retry_after(mapped);
+    // Relaxed: hints; a thread that misses the stores advises (and times)
+    // once more, or waits for the retry a little longer.
+    HUGE_RETRY_AT.store(at, Ordering::Relaxed);
+    HUGE_SLOW.store(true, Ordering::Relaxed);
+    at
+}
+
 /// Asks for transparent huge pages on the mapping `ptr..ptr + len`
-/// unless they have been found slow, and times the fault of the first huge
+/// unless they have been found slow (or `retry`: a fresh chunk past
+/// [`HUGE_RETRY_AT`] asks anyway), and times the fault of the first huge
 /// page lying wholly at or above `fresh` (the part of the mapping not yet
 /// written: a new chunk, or what `mremap` added); one slower than
-/// [`HUGE_FAULT_BUDGET_NS`] takes the advice back and turns it off for
-/// good. The page faulted is one the caller is about to write (a chunk's
+/// [`HUGE_FAULT_BUDGET_NS`] takes the advice back and turns it off (again),
+/// a quick one after a retry turns it back on. The page faulted is one the caller is about to write (a chunk's
 /// header), or 2 MiB of a large block that is resident early (a block of
 /// 4 MiB or more that is never written costs that much RSS). Returns
 /// whether the mapping was advised.
@@ -473,9 +505,9 @@ unsafe fn recycle(chunk: *mut ChunkHeader) {
 /// # Safety
 /// `ptr..ptr + len` is a mapping the caller owns.
 #[cold]
-unsafe fn advise_huge_timed(ptr: NonNull<u8>, len: usize, fresh: usize) -> bool {
+unsafe fn advise_huge_timed(ptr: NonNull<u8>, len: usize, fresh: usize, retry: bool) -> bool {
     // Relaxed: a hint; a thread that misses the store advises once more.
-    if HUGE_SLOW.load(Ordering::Relaxed) {
+    if HUGE_SLOW.load(Ordering::Relaxed) && !retry {
         return false;
     }
     // SAFETY: the mapping is ours (caller).
@@ -488,9 +520,12 @@ unsafe fn advise_huge_timed(ptr: NonNull<u8>, len: usize, fresh: usize) -> bool 
         // faulting a page in keeps its contents.
         unsafe { sys::prefault(NonNull::new_unchecked(ptr.as_ptr().with_addr(probe)), sys::page_size()) };
         if sys::monotonic_ns().wrapping_sub(start) > HUGE_FAULT_BUDGET_NS {
-            HUGE_SLOW.store(true, Ordering::Relaxed);
+            turn_huge_pages_off();
             // SAFETY: as above.
             unsafe { sys::advise_huge(ptr, len, false) };
+        } else if retry {
+            // Relaxed: as in `turn_huge_pages_off`.
+            HUGE_SLOW.store(false, Ordering::Relaxed);
         }
     }
     true
@@ -523,11 +558,13 @@ fn acquire_chunk(live: usize) -> Option<NonNull<ChunkHeader>> {
         return Some(c);
     }
     let mapped = sys::map_aligned(CHUNK_SIZE, CHUNK_SIZE).ok()?.cast::<ChunkHeader>();
-    // Relaxed: a statistic.
-    CHUNKS_MAPPED.fetch_add(1, Ordering::Relaxed);
+    // Relaxed: a statistic, and a hint for the advice.
+    let count = CHUNKS_MAPPED.fetch_add(1, Ordering::Relaxed) + 1;
+    // Relaxed: hints (see `turn_huge_pages_off`).
+    let retry = HUGE_SLOW.load(Ordering::Relaxed) && count >= HUGE_RETRY_AT.load(Ordering::Relaxed);
     if live >= HUGE_LIVE_MIN
         // SAFETY: the fresh mapping of CHUNK_SIZE bytes is ours.
-        && unsafe { advise_huge_timed(mapped.cast(), CHUNK_SIZE, mapped.addr().get()) }
+        && unsafe { advise_huge_timed(mapped.cast(), CHUNK_SIZE, mapped.addr().get(), retry) }
     {
         CHUNKS_HUGE.fetch_add(1, Ordering::Relaxed);
     }
@@ -1125,7 +1162,7 @@ fn large_alloc(size: usize, align: usize) -> *mut u8 {
         Ok(p) => {
             if len >= HUGE_MIN {
                 // SAFETY: the fresh mapping is ours.
-                unsafe { advise_huge_timed(p, len, p.addr().get()) };
+                unsafe { advise_huge_timed(p, len, p.addr().get(), false) };
             }
             // Relaxed: statistics.
             LARGE_MAPPED.fetch_add(len, Ordering::Relaxed);
@@ -1229,8 +1266,10 @@ pub struct GlobalStats {
     /// quickly; whether the kernel grants them shows in `AnonHugePages` of
     /// `/proc/self/smaps`).
     pub huge_chunks: usize,
-    /// Whether the advice has been turned off because a huge page took
-    /// more than a millisecond to fault in.
+    /// Whether the advice is off at the moment because a huge page took
+    /// more than a millisecond to fault in. Fresh chunks try again once the
+    /// count of chunks mapped has doubled (and grown by at least 32), and
+    /// turn it back on if huge pages have become quick.
     pub huge_pages_slow: bool,
 }
 
@@ -1834,7 +1873,7 @@ impl GlobalArena {
                         // moves: probed again on its new part, or taken
                         // back once huge pages are slow.
                         // SAFETY: the remapped block is ours.
-                        if !unsafe { advise_huge_timed(p, new_len, p.addr().get() + old_len) }
+                        if !unsafe { advise_huge_timed(p, new_len, p.addr().get() + old_len, false) }
                             && old_len >= HUGE_MIN
                         {
                             // SAFETY: as above.

@@ -43,7 +43,8 @@
 //! chunks it has gone through. The first
 //! huge page of each advised mapping is faulted at once and timed; one
 //! slower than a millisecond (a VM whose host takes free memory back makes
-//! fresh huge pages slow) turns the advice off for good. A small program
+//! fresh huge pages slow) turns the advice off until the count of chunks
+//! mapped has doubled; the next fresh chunk then tries again. A small program
 //! never gets them: a huge page is resident whole.
 //!
 //! Freeing, shrinking or growing the most recent block of the current
@@ -69,5 +70,7 @@ pub(crate) mod count;
 
 #[cfg(not(fiberalloc_loom))]
 mod imp;
+#[cfg(not(fiberalloc_loom))]
+pub(crate) use imp::turn_huge_pages_off;
 #[cfg(not(fiberalloc_loom))]
 pub use imp::{GlobalArena, GlobalStats};
