@@ -718,7 +718,7 @@ fn huge_pages_tried_again() -> String {
     let mapped = |s: &GlobalStats| s.chunks_in_use + s.chunks_cached + s.chunks_decommitted;
     // 64 KiB blocks come from the chunks, 31 to a chunk.
     let mut keep: Vec<Box<[u8; 65536]>> = Vec::new();
-    let mut grow_to = |chunks: usize, keep: &mut Vec<Box<[u8; 65536]>>| {
+    let grow_to = |chunks: usize, keep: &mut Vec<Box<[u8; 65536]>>| {
         while mapped(&stats()) < chunks {
             keep.push(Box::new([3u8; 65536]));
             assert!(keep.len() < 512 * MIB / 65536, "512 MiB of blocks mapped too few chunks: {:?}", stats());
