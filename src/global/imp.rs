@@ -496,11 +496,12 @@ pub(crate) fn turn_huge_pages_off() -> usize {
 /// [`HUGE_RETRY_AT`] asks anyway), and times the fault of the first huge
 /// page lying wholly at or above `fresh` (the part of the mapping not yet
 /// written: a new chunk, or what `mremap` added); one slower than
-/// [`HUGE_FAULT_BUDGET_NS`] takes the advice back and turns it off (again),
-/// a quick one after a retry turns it back on. The page faulted is one the caller is about to write (a chunk's
-/// header), or 2 MiB of a large block that is resident early (a block of
-/// 4 MiB or more that is never written costs that much RSS). Returns
-/// whether the mapping was advised.
+/// [`HUGE_FAULT_BUDGET_NS`] takes the advice back and turns it off
+/// (again), a quick one after a retry turns it back on. The page faulted
+/// is one the caller is about to write (a chunk's header), or 2 MiB of a
+/// large block that is resident early (a block of 4 MiB or more that is
+/// never written costs that much RSS). Returns whether the mapping was
+/// advised.
 ///
 /// # Safety
 /// `ptr..ptr + len` is a mapping the caller owns.

@@ -40,12 +40,12 @@
 //! transparent huge pages (`MADV_HUGEPAGE`; a chunk is one huge page), so a
 //! large heap costs the TLB one entry per chunk; so do large blocks of
 //! 4 MiB or more. A program with a small live set never asks, however many
-//! chunks it has gone through. The first
-//! huge page of each advised mapping is faulted at once and timed; one
-//! slower than a millisecond (a VM whose host takes free memory back makes
-//! fresh huge pages slow) turns the advice off until the count of chunks
-//! mapped has doubled; the next fresh chunk then tries again. A small program
-//! never gets them: a huge page is resident whole.
+//! chunks it has gone through. The first huge page of each advised
+//! mapping is faulted at once and timed; one slower than a millisecond (a
+//! VM whose host takes free memory back makes fresh huge pages slow) turns
+//! the advice off until the count of chunks mapped has doubled; the next
+//! fresh chunk then tries again. A small program never gets them: a huge
+//! page is resident whole.
 //!
 //! Freeing, shrinking or growing the most recent block of the current
 //! thread's chunk moves the cursor. `alloc_zeroed` knows which part of the
