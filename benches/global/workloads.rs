@@ -17,10 +17,11 @@
 //!
 //! Each timing includes dropping what the workload built.
 //!
-//! Two variants of (iv) help read it (they have no target): `bounded`, the
-//! same traffic through `std::sync::mpsc::sync_channel(100_000)`, and
+//! Three variants of (iv) help read it (they have no target): `bounded`,
+//! the same traffic through `std::sync::mpsc::sync_channel(100_000)`;
 //! `split`, which sends every box before the consumer starts and prints
-//! the producer's and the consumer's time apart.
+//! the producer's and the consumer's time apart; and `lag`, which prints
+//! how far behind the producer the consumer ran.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -96,7 +97,7 @@ fn consume(rx: impl IntoIterator<Item = Box<[u8; 64]>>) -> u64 {
 }
 
 /// The producer of (iv) and its variants.
-fn produce(send: impl Fn(Box<[u8; 64]>)) {
+fn produce(mut send: impl FnMut(Box<[u8; 64]>)) {
     for i in 0..5_000_000u64 {
         send(Box::new([i as u8; 64]));
     }
@@ -160,6 +161,39 @@ fn churn() {
     });
 }
 
+/// (iv) with the consumer sampling how far behind the producer it is
+/// (every 1,024th box, against a count the producer stores after each
+/// send: one relaxed store per box more than (iv)). Prints a histogram of
+/// the lag, in boxes, to stderr.
+fn lag() {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    static SENT: AtomicU64 = AtomicU64::new(0);
+    const BOUNDS: [u64; 5] = [4, 32, 256, 4096, 65536];
+    let (tx, rx) = std::sync::mpsc::channel::<Box<[u8; 64]>>();
+    let consumer = std::thread::spawn(move || {
+        let (mut sum, mut n, mut hist) = (0u64, 0u64, [0u64; BOUNDS.len() + 1]);
+        for b in rx {
+            sum += b[0] as u64;
+            n += 1;
+            if n % 1024 == 0 {
+                let behind = SENT.load(Relaxed).saturating_sub(n);
+                hist[BOUNDS.iter().take_while(|&&b| behind >= b).count()] += 1;
+            }
+        }
+        (sum, hist)
+    });
+    let mut sent = 0;
+    produce(|b| {
+        tx.send(b).unwrap();
+        sent += 1;
+        SENT.store(sent, Relaxed);
+    });
+    drop(tx);
+    let (sum, hist) = consumer.join().unwrap();
+    black_box(sum);
+    eprintln!("boxes behind, 0-3 / 4-31 / 32-255 / 256-4095 / 4096-65535 / more: {hist:?}");
+}
+
 /// Peak resident set size (`VmHWM`) in KiB.
 fn peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -171,8 +205,9 @@ fn peak_rss_kib() -> u64 {
 }
 
 pub fn main() {
-    let name =
-        std::env::args().nth(1).expect("workload: strings, btree, json, channel, churn, bounded or split");
+    let name = std::env::args()
+        .nth(1)
+        .expect("workload: strings, btree, json, channel, churn, bounded, split or lag");
     let text = if name == "json" { Some(json_text()) } else { None };
     let start = Instant::now();
     match name.as_str() {
@@ -186,6 +221,7 @@ pub fn main() {
         "churn" => churn(),
         "bounded" => bounded(),
         "split" => split(),
+        "lag" => lag(),
         other => panic!("unknown workload {other}"),
     }
     let ms = start.elapsed().as_secs_f64() * 1e3;
