@@ -644,13 +644,17 @@ fn monitoring_thread() -> String {
     format!("{samples} samples while 2 threads allocate, {ns:.0} ns each")
 }
 
+/// Chunks mapped so far: in use, cached or decommitted.
+fn chunks_mapped(s: &GlobalStats) -> usize {
+    s.chunks_in_use + s.chunks_cached + s.chunks_decommitted
+}
+
 /// Chunks mapped while at least 16 MiB are live ask for transparent huge
 /// pages (while they come quickly); a chunk mapped with less live does not.
 fn huge_pages_once_16_mib_live() -> String {
     if cfg!(miri) {
         return "skipped under Miri (no mappings)".into();
     }
-    let mapped = |s: &GlobalStats| s.chunks_in_use + s.chunks_cached + s.chunks_decommitted;
     let before = stats();
     // 4 KiB blocks come from the chunks (not mappings of their own).
     let mut keep: Vec<Box<[u8; 4096]>> = Vec::with_capacity(64 * MIB / 4096);
@@ -660,7 +664,7 @@ fn huge_pages_once_16_mib_live() -> String {
     while stats().live_bytes < 12 * MIB {
         keep.push(Box::new([7u8; 4096]));
         let s = stats();
-        if mapped(&s) > mapped(&before) {
+        if chunks_mapped(&s) > chunks_mapped(&before) {
             assert_eq!(
                 s.huge_chunks, before.huge_chunks,
                 "a chunk mapped with {} live was advised: {s:?}",
@@ -674,15 +678,16 @@ fn huge_pages_once_16_mib_live() -> String {
         keep.push(Box::new([7u8; 4096]));
     }
     let mid = stats();
-    let target = mapped(&mid) + 2;
-    while mapped(&stats()) < target {
+    let target = chunks_mapped(&mid) + 2;
+    while chunks_mapped(&stats()) < target {
         keep.push(Box::new([7u8; 4096]));
         assert!(keep.len() < 64 * MIB / 4096, "48 MiB of blocks mapped no new chunk: {:?}", stats());
     }
     let s = stats();
     if mid.huge_pages_slow {
         // A slow huge page (of a chunk or a large block) had turned the
-        // advice off: no chunk asks any more.
+        // advice off: no chunk asks before the retry point, at least 32
+        // chunks away (`huge_pages_tried_again`).
         assert_eq!(s.huge_chunks, mid.huge_chunks, "advice after it was turned off: {s:?}");
     } else if s.huge_pages_slow {
         // One of these chunks turned it off, and was counted.
@@ -703,7 +708,7 @@ fn huge_pages_once_16_mib_live() -> String {
     format!(
         "{small}; {blocks} blocks; {} of {} chunks advised{}; AnonHugePages {huge_kib} KiB",
         s.huge_chunks,
-        mapped(&s),
+        chunks_mapped(&s),
         if s.huge_pages_slow { ", then turned off (slow faults)" } else { "" }
     )
 }
@@ -715,11 +720,10 @@ fn huge_pages_tried_again() -> String {
     if cfg!(miri) {
         return "skipped under Miri (no mappings)".into();
     }
-    let mapped = |s: &GlobalStats| s.chunks_in_use + s.chunks_cached + s.chunks_decommitted;
     // 64 KiB blocks come from the chunks, 31 to a chunk.
     let mut keep: Vec<Box<[u8; 65536]>> = Vec::new();
     let grow_to = |chunks: usize, keep: &mut Vec<Box<[u8; 65536]>>| {
-        while mapped(&stats()) < chunks {
+        while chunks_mapped(&stats()) < chunks {
             keep.push(Box::new([3u8; 65536]));
             assert!(keep.len() < 512 * MIB / 65536, "512 MiB of blocks mapped too few chunks: {:?}", stats());
         }
@@ -730,7 +734,7 @@ fn huge_pages_tried_again() -> String {
     }
     let at = fiberalloc::__internals::global_turn_huge_pages_off();
     let off = stats();
-    assert!(off.huge_pages_slow && at >= mapped(&off) + 32, "retry at {at}: {off:?}");
+    assert!(off.huge_pages_slow && at >= chunks_mapped(&off) + 32, "retry at {at}: {off:?}");
     grow_to(at - 1, &mut keep);
     let before = stats();
     assert_eq!(before.huge_chunks, off.huge_chunks, "a chunk asked while the advice was off: {before:?}");
@@ -741,8 +745,8 @@ fn huge_pages_tried_again() -> String {
     drop(keep);
     format!(
         "off at {} chunks, {} fresh chunks not advised, chunk {at} asked again ({}; {blocks} blocks)",
-        mapped(&off),
-        at - 1 - mapped(&off),
+        chunks_mapped(&off),
+        at - 1 - chunks_mapped(&off),
         if s.huge_pages_slow { "still slow: off again" } else { "quick: advice back on" }
     )
 }
