@@ -251,6 +251,18 @@ impl<T> SpinLock<T> {
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        self.lock();
+        // SAFETY: the lock is held, so no other reference to the value
+        // exists until it is released below.
+        let r = f(unsafe { &mut *self.value.get() });
+        // SAFETY: taken just above, by this thread.
+        unsafe { self.unlock() };
+        r
+    }
+
+    /// Takes the lock, spinning (then yielding) while another thread has
+    /// it. Outside [`with`](Self::with), only the fork handlers call it.
+    fn lock(&self) {
         let mut spins = 0u32;
         // Acquire: the previous holder's writes happen before ours.
         while self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
@@ -262,12 +274,74 @@ impl<T> SpinLock<T> {
                 std::thread::yield_now();
             }
         }
-        // SAFETY: the lock is held, so no other reference to the value
-        // exists until it is released below.
-        let r = f(unsafe { &mut *self.value.get() });
+    }
+
+    /// Releases the lock.
+    ///
+    /// # Safety
+    /// The calling thread holds it (through [`lock`](Self::lock)), and no
+    /// reference to the value made under it is used afterwards. In a child
+    /// process just forked, the lock taken by the parent's forking thread
+    /// counts as the child's (the child is that thread's copy).
+    unsafe fn unlock(&self) {
         // Release: our writes happen before the next holder's.
         self.locked.store(false, Ordering::Release);
-        r
+    }
+}
+
+// ---------------------------------------------------------------------------
+// fork(2).
+//
+// A child process starts with one thread, the copy of the one that forked,
+// and with memory as it was at that instant: a lock that another thread
+// held then stays held in the child forever, and the child's first
+// allocation that needs it would spin for good. So the forking thread takes
+// every lock of the allocator just before `fork` (waiting for the holders'
+// critical sections, which are short and never fork), and releases them in
+// both processes just after. Other threads' chunks, caches and counters
+// stay as they were in the child: their blocks can still be freed there,
+// and those chunks are never recycled in the child (their owners do not
+// exist in it), as if the threads were still running but idle.
+
+/// Whether the fork handlers are registered (or being registered).
+static FORK_HANDLERS: AtomicBool = AtomicBool::new(false);
+
+/// Registers the fork handlers, once per process: called on each thread's
+/// first slow path, before the thread takes any of the locks.
+/// Registration failure (out of memory in `pthread_atfork`) is not fatal:
+/// it leaves `fork` as unsafe as with most allocators, and the next thread
+/// to start tries again.
+fn arm_fork_handlers() {
+    // Relaxed: registration is idempotent in effect (the swap lets one
+    // thread try at a time) and publishes nothing.
+    if FORK_HANDLERS.load(Ordering::Relaxed) || FORK_HANDLERS.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    if sys::at_fork(before_fork, after_fork, after_fork).is_err() {
+        FORK_HANDLERS.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Runs in the forking thread just before `fork`: takes every lock, in the
+/// one order in which they nest (a fallback refill takes `FREE` while it
+/// holds `FALLBACK`; `REGISTRY` and `LIVE` are never held with another).
+extern "C" fn before_fork() {
+    FALLBACK.lock();
+    FREE.lock();
+    REGISTRY.lock();
+    LIVE.lock();
+}
+
+/// Runs just after `fork`, in the parent and in the child: releases what
+/// [`before_fork`] took, in reverse order.
+extern "C" fn after_fork() {
+    // SAFETY: `before_fork` took all four in this thread (in the child, in
+    // the thread it is a copy of), and nothing made under them is in use.
+    unsafe {
+        LIVE.unlock();
+        REGISTRY.unlock();
+        FREE.unlock();
+        FALLBACK.unlock();
     }
 }
 
@@ -1133,6 +1207,7 @@ impl Local {
     /// (else its chunk would never be retired).
     #[cold]
     fn activate(&self) -> bool {
+        arm_fork_handlers();
         // SAFETY: any non-null value works; the destructor ignores it.
         let arg = unsafe { NonNull::new_unchecked(ptr::from_ref(self).cast_mut().cast::<c_void>()) };
         if EXIT_KEY.arm(arg).is_err() {
@@ -1208,7 +1283,7 @@ unsafe fn large_free(ptr: *mut u8, size: usize, align: usize) {
 /// }
 /// ```
 ///
-/// Each thread bumps through its own 1 MiB chunk ([`Self::CHUNK_SIZE`]); a chunk
+/// Each thread bumps through its own 2 MiB chunks ([`Self::CHUNK_SIZE`]); a chunk
 /// counts its live blocks (without atomics for its owner, atomically for
 /// frees from other threads) and goes back to a free list when the last one
 /// is freed after its owner moved on; free chunks past [`Self::CACHED_CHUNKS`]
@@ -1217,7 +1292,9 @@ unsafe fn large_free(ptr: *mut u8, size: usize, align: usize) {
 /// resizing the thread's most recent block is done in place. Requests
 /// above [`Self::LARGE_THRESHOLD`] bytes or aligned to more than
 /// [`Self::MAX_CHUNK_ALIGN`] get a mapping of their own (`realloc` by
-/// `mremap`). The README's "GlobalArena" section has the details.
+/// `mremap`). A child made by `fork` while other threads allocate can
+/// allocate too (the allocator's locks are taken around the `fork`). The
+/// README's "GlobalArena" section has the details.
 ///
 /// All `GlobalArena` values share one state (the chunks, the free list and
 /// the counters are process-wide), so a handle holds only whether it

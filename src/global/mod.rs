@@ -61,6 +61,11 @@
 //! Allocations after that (from other thread-exit code) go through a shared
 //! fallback: one more chunk owner, behind a spin lock.
 //!
+//! `fork` handlers (`pthread_atfork`) take the allocator's spin locks in
+//! the forking thread just before `fork` and release them in both
+//! processes after it, so a child never starts with a lock that a thread
+//! it does not have was holding.
+//!
 //! Nothing here panics, unwinds or allocates through another allocator; the
 //! only fatal error (the OS refusing to unmap a block, which means `dealloc`
 //! was handed a bad pointer or layout) writes a message with `write(2)` and

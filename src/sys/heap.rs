@@ -134,6 +134,15 @@ pub unsafe fn release(ptr: NonNull<u8>, size: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// No fork handlers under the stand-in (Miri cannot fork).
+pub fn at_fork(
+    _prepare: extern "C" fn(),
+    _parent: extern "C" fn(),
+    _child: extern "C" fn(),
+) -> io::Result<()> {
+    Ok(())
+}
+
 /// Writes `msg` to standard error with one `write(2)`, allocating nothing.
 #[allow(dead_code)]
 pub fn write_stderr(msg: &[u8]) {

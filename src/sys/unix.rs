@@ -267,6 +267,28 @@ pub unsafe fn release(ptr: NonNull<u8>, size: usize) -> io::Result<()> {
     }
 }
 
+/// Registers handlers that `fork(2)` runs in the forking thread before it
+/// forks (`prepare`), and after it in the parent and in the child
+/// (`pthread_atfork`). They run for every later `fork`, not for
+/// `posix_spawn` or `vfork`. Fails with the error `pthread_atfork` returns
+/// (`ENOMEM`).
+pub fn at_fork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) -> io::Result<()> {
+    // SAFETY: the handlers are plain functions with no arguments, valid
+    // for the life of the process.
+    let r = unsafe {
+        libc::pthread_atfork(
+            Some(prepare as unsafe extern "C" fn()),
+            Some(parent as unsafe extern "C" fn()),
+            Some(child as unsafe extern "C" fn()),
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(r))
+    }
+}
+
 /// Writes `msg` to standard error with one `write(2)`, allocating nothing.
 #[allow(dead_code)]
 pub fn write_stderr(msg: &[u8]) {
