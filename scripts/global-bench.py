@@ -28,6 +28,8 @@ WORKLOADS = [
     # which shows the allocators' own cost of cross-thread traffic without
     # the unbounded queue's two modes (see benches/README.md).
     ("bounded", "(iv-b) the same through sync_channel(100k)"),
+    # Not one of the issue's either: thread start and exit.
+    ("threads", "64 short-lived threads, churn each"),
 ]
 
 

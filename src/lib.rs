@@ -79,6 +79,12 @@ pub mod __internals {
         crate::sys::mappings_made()
     }
 
+    /// Prefault calls (`MADV_POPULATE_WRITE`) the calling thread has made
+    /// through fiberalloc.
+    pub fn prefaults_made() -> usize {
+        crate::sys::prefaults_made()
+    }
+
     /// Whether guard pages are `MADV_GUARD_INSTALL` markers (`Some(true)`),
     /// `mprotect` (`Some(false)`), or not known yet (`None`).
     pub fn guard_markers() -> Option<bool> {

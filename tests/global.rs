@@ -200,6 +200,61 @@ fn short_lived_threads() -> String {
     format!("{n} threads; chunks in use {} -> {}; {note}", before.chunks_in_use, after.chunks_in_use)
 }
 
+/// Chunks holding this many small boxes of `[u8; 48]` (48-byte blocks).
+fn boxes_for_chunks(chunks: usize) -> usize {
+    chunks * GlobalArena::CHUNK_SIZE / 48 + 1
+}
+
+/// A thread that allocates less than a chunk lets the pages of its chunks
+/// fault in as it touches them (no `MADV_POPULATE_WRITE`, which holds the
+/// process's mmap lock and makes resident up to 256 KiB ahead); a thread
+/// that has filled a chunk prefaults its next untouched ones. The light
+/// thread runs while another holds every cached chunk, so its chunks are
+/// untouched ones (decommitted or fresh), which used to be prefaulted.
+fn prefault_after_a_full_chunk() -> String {
+    let cached = stats().chunks_cached;
+    let (hold, release) = mpsc::channel::<()>();
+    let (held_tx, held) = mpsc::channel::<usize>();
+    let holder = thread::spawn(move || {
+        let boxes: Vec<Box<[u8; 48]>> =
+            (0..boxes_for_chunks(cached + 1)).map(|i| Box::new([i as u8; 48])).collect();
+        held_tx.send(boxes.len()).unwrap();
+        release.recv().unwrap();
+        drop(boxes);
+    });
+    held.recv().unwrap();
+    assert_eq!(stats().chunks_cached, 0, "the holder took every cached chunk");
+    let (light, touched) = thread::spawn(|| {
+        let boxes: Vec<Box<[u8; 48]>> = (0..1000).map(|i| Box::new([i as u8; 48])).collect();
+        let buffer = vec![1u8; 200 << 10];
+        let touched = boxes.iter().map(|b| b[0] as usize).sum::<usize>() + buffer.len();
+        (fiberalloc::__internals::prefaults_made(), touched)
+    })
+    .join()
+    .unwrap();
+    hold.send(()).unwrap();
+    holder.join().unwrap();
+    assert!(touched > 0);
+    assert_eq!(light, 0, "a thread that allocated under a chunk prefaulted {light} times");
+    // Past every cached chunk: at least one untouched chunk after the
+    // first full one.
+    let chunks = stats().chunks_cached + 3;
+    let heavy = thread::spawn(move || {
+        let boxes: Vec<Box<[u8; 48]>> =
+            (0..boxes_for_chunks(chunks)).map(|i| Box::new([i as u8; 48])).collect();
+        (fiberalloc::__internals::prefaults_made(), boxes.len())
+    })
+    .join()
+    .unwrap();
+    if !cfg!(miri) {
+        assert!(heavy.0 > 0, "a thread that filled {chunks} chunks never prefaulted");
+    }
+    format!(
+        "light thread (1000 boxes, 200 KiB buffer): {light} prefaults; {} boxes: {} prefaults",
+        heavy.1, heavy.0
+    )
+}
+
 /// Random-size vectors replaced in a bounded live set: the committed
 /// memory stops growing once the live set has turned over.
 fn churn() -> String {
@@ -793,6 +848,7 @@ fn main() {
     check("the thread cache reuses freed blocks", thread_cache_reuses_freed_blocks);
     check("a teardown frees to the chunks", teardown_frees_to_chunks);
     check("growth in place across the prefaulted part", growth_in_place_across_prefault);
+    check("prefaulting only once a thread has filled a chunk", prefault_after_a_full_chunk);
     check("churn with a bounded live set", churn);
     check("512 MiB block returns its RSS", big_block);
     check("alignments up to 2 MiB", alignments);

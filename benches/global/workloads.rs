@@ -17,6 +17,9 @@
 //!
 //! Each timing includes dropping what the workload built.
 //!
+//! `threads` (no target either): 64 short-lived threads, each churning a
+//! small table of its own, for the cost of thread start and exit.
+//!
 //! Three variants of (iv) help read it (they have no target): `bounded`,
 //! the same traffic through `std::sync::mpsc::sync_channel(100_000)`;
 //! `split`, which sends every box before the consumer starts and prints
@@ -194,6 +197,29 @@ fn lag() {
     eprintln!("boxes behind, 0-3 / 4-31 / 32-255 / 256-4095 / 4096-65535 / more: {hist:?}");
 }
 
+/// 64 short-lived threads, started together, each replacing random slots
+/// of its own 1,000-slot table with `Vec<u8>`s of 0–1023 bytes 20,000
+/// times (a live set of about 0.5 MB per thread): what a program that
+/// hands work to fresh threads (or a pool of many) asks of thread start
+/// and exit.
+fn threads() {
+    let work = |seed: u64| {
+        let mut rng = Rng(seed);
+        let mut slots: Vec<Vec<u8>> = (0..1000).map(|_| Vec::new()).collect();
+        for _ in 0..20_000 {
+            let r = rng.next();
+            let i = (r % 1000) as usize;
+            slots[i] = vec![r as u8; ((r >> 32) % 1024) as usize];
+        }
+        black_box(&slots);
+    };
+    std::thread::scope(|s| {
+        for t in 0..64u64 {
+            s.spawn(move || work(0x1234_5678_9ABC_DEF1 ^ t.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        }
+    });
+}
+
 /// Peak resident set size (`VmHWM`) in KiB.
 fn peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -218,6 +244,7 @@ pub fn main() {
             black_box(&v);
         }
         "channel" => channel(),
+        "threads" => threads(),
         "churn" => churn(),
         "bounded" => bounded(),
         "split" => split(),

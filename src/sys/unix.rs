@@ -26,6 +26,13 @@ std::thread_local! {
     /// not see each other's). Const-initialised and without a destructor:
     /// counting never allocates, even from the global allocator.
     static MAPPINGS: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+    /// Prefault calls made so far by this thread (for tests), as above.
+    static PREFAULTS: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+}
+
+/// Prefault calls (`MADV_POPULATE_WRITE`) made so far by the calling thread.
+pub fn prefaults_made() -> usize {
+    PREFAULTS.try_with(core::cell::Cell::get).unwrap_or(0)
 }
 
 /// Mappings made so far by the calling thread through this module.
@@ -133,6 +140,7 @@ pub unsafe fn prefault(ptr: NonNull<u8>, size: usize) {
     if NO_POPULATE.load(Ordering::Relaxed) {
         return;
     }
+    let _ = PREFAULTS.try_with(|n| n.set(n.get() + 1));
     #[cfg(any(target_os = "linux", target_os = "android"))]
     if let Err(e) = madvise(ptr, size, MADV_POPULATE_WRITE) {
         if e.raw_os_error() == Some(libc::EINVAL) {
