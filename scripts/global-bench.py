@@ -30,6 +30,8 @@ WORKLOADS = [
     ("bounded", "(iv-b) the same through sync_channel(100k)"),
     # Not one of the either: thread start and exit.
     ("threads", "64 short-lived threads, churn each"),
+    # Nor this: blocks freed on another thread, one in 1,000 kept a while.
+    ("stragglers", "(iv-b) keeping 1 box in 1,000 a while"),
 ]
 
 

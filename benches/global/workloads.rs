@@ -19,6 +19,9 @@
 //!
 //! `threads` (no target either): 64 short-lived threads, each churning a
 //! small table of its own, for the cost of thread start and exit.
+//! `stragglers` (no target): (iv)'s boxes through a bounded channel, one in
+//! 1,000 kept a while by the consumer, which shows what blocks that outlive
+//! their neighbours cost each allocator's memory.
 //!
 //! Three variants of (iv) help read it (they have no target): `bounded`,
 //! the same traffic through `std::sync::mpsc::sync_channel(100_000)`;
@@ -220,6 +223,32 @@ fn threads() {
     });
 }
 
+/// (iv)'s traffic through a bounded channel, with a consumer that keeps
+/// one box in 1,000 in a ring of the last 1,000 kept (a cache of recent
+/// messages: about 64 KB live) and drops the rest: stragglers that
+/// outlive their neighbours, freed on another thread than the one that
+/// allocated them.
+fn stragglers() {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Box<[u8; 64]>>(10_000);
+    let consumer = std::thread::spawn(move || {
+        let mut kept = std::collections::VecDeque::with_capacity(1001);
+        let mut sum = 0u64;
+        for (n, b) in rx.into_iter().enumerate() {
+            sum += b[0] as u64;
+            if n % 1000 == 999 {
+                kept.push_back(b);
+                if kept.len() > 1000 {
+                    kept.pop_front();
+                }
+            }
+        }
+        sum + kept.len() as u64
+    });
+    produce(|b| tx.send(b).unwrap());
+    drop(tx);
+    black_box(consumer.join().unwrap());
+}
+
 /// Peak resident set size (`VmHWM`) in KiB.
 fn peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -245,6 +274,7 @@ pub fn main() {
         }
         "channel" => channel(),
         "threads" => threads(),
+        "stragglers" => stragglers(),
         "churn" => churn(),
         "bounded" => bounded(),
         "split" => split(),
