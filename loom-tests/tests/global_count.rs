@@ -15,7 +15,7 @@
 
 use fiberalloc::loom_api::RemoteCount;
 use loom::cell::UnsafeCell;
-use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
@@ -147,6 +147,56 @@ fn batched_remote_frees() {
             chunk.recycle();
         }
         t.join().unwrap();
+        assert_eq!(chunk.recycled.load(Ordering::Relaxed), 1, "recycled once");
+    });
+}
+
+/// A retired chunk with two live blocks. One thread frees block 1 and puts
+/// it on the chunk's list of freed blocks (here a flag, set with the
+/// release of the real list's splice) before counting it; another adopts it
+/// (`pin`, take the list, `adopt`, reuse the block, free it again,
+/// `unpin`) while a third frees block 0. The chunk must be recycled once,
+/// after every use of both blocks, including the adopter's.
+/// Weakenings checked: with `pin` replaced by an unconditional increment
+/// (adopting from a chunk already at zero, so already recycled), and with
+/// `unpin` `Relaxed`, loom reports a data race between the adopter's use
+/// of block 1 and a recycling write.
+#[test]
+fn adopted_block_keeps_the_chunk() {
+    loom::model(|| {
+        let chunk = Arc::new(Chunk::new());
+        let listed = Arc::new(AtomicBool::new(false));
+        // The owner handed out blocks 0 and 1, and retired the chunk.
+        assert!(!chunk.count.retire(2));
+        let (c, l) = (chunk.clone(), listed.clone());
+        let freer = thread::spawn(move || {
+            c.last_use(1);
+            l.store(true, Ordering::Release);
+            if c.count.free_remote() {
+                c.recycle();
+            }
+        });
+        let (c, l) = (chunk.clone(), listed.clone());
+        let adopter = thread::spawn(move || {
+            if c.count.pin() {
+                if l.swap(false, Ordering::Acquire) {
+                    c.count.adopt(1);
+                    c.last_use(1);
+                    if c.count.free_remote() {
+                        c.recycle();
+                    }
+                }
+                if c.count.unpin() {
+                    c.recycle();
+                }
+            }
+        });
+        chunk.last_use(0);
+        if chunk.count.free_remote() {
+            chunk.recycle();
+        }
+        freer.join().unwrap();
+        adopter.join().unwrap();
         assert_eq!(chunk.recycled.load(Ordering::Relaxed), 1, "recycled once");
     });
 }

@@ -20,6 +20,14 @@
 //! with one decrement ([`RemoteCount::free_remote_n`]); until it does, they
 //! count as live, so the chunk is recycled later, never earlier.
 //!
+//! Blocks freed remotely may be taken back into use (adopted) by any
+//! thread while the chunk is retired and some of its blocks are live
+//! ([`RemoteCount::pin`], [`RemoteCount::adopt`], [`RemoteCount::unpin`]):
+//! the adopter first adds a phantom live block, which only succeeds while
+//! `debt` is above zero, so the chunk cannot reach zero (and be recycled)
+//! while it counts the adopted blocks live again; then it drops the
+//! phantom, and recycles the chunk if that was the last live block.
+//!
 //! Orderings: every decrement and the retiring add are `AcqRel`. The
 //! release half publishes the thread's last use of its block (or the
 //! owner's header writes); the read-modify-writes form one release
@@ -89,6 +97,44 @@ impl RemoteCount {
         // Acquire: synchronises with every remote free so far (they form a
         // release sequence), so their last uses happen before the reuse.
         (owner_live as isize).wrapping_add(self.debt.load(Ordering::Acquire)) == 0
+    }
+
+    /// Adds a phantom live block to a retired chunk that still has live
+    /// blocks, so that it stays unrecycled until [`unpin`](Self::unpin).
+    /// Returns `false`, changing nothing, when the chunk is not retired
+    /// with live blocks (owned, or at zero: recycled or being recycled).
+    pub fn pin(&self) -> bool {
+        // Relaxed: the loop only reads the value to build the next one;
+        // what the pin protects is ordered by the pinner's own later
+        // accesses, which the chunk's recycler acquires through `unpin`.
+        let mut d = self.debt.load(Ordering::Relaxed);
+        while d > 0 {
+            // Acquire on success: the adopter reads blocks whose frees the
+            // count has released (their splices are acquired separately,
+            // but this keeps the pin itself a synchronisation point).
+            match self.debt.compare_exchange_weak(d, d + 1, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(now) => d = now,
+            }
+        }
+        false
+    }
+
+    /// Counts `n` freed blocks of a pinned chunk live again (their adopter
+    /// uses them). Only between [`pin`](Self::pin) and
+    /// [`unpin`](Self::unpin).
+    pub fn adopt(&self, n: usize) {
+        // Relaxed: the pin keeps the count above zero meanwhile, and the
+        // modification order puts this add before the `unpin` that
+        // follows it in this thread.
+        self.debt.fetch_add(n as isize, Ordering::Relaxed);
+    }
+
+    /// Drops the phantom block of [`pin`](Self::pin). Returns `true` when it
+    /// was the last live block: the caller must recycle the chunk.
+    pub fn unpin(&self) -> bool {
+        // AcqRel: as a remote free.
+        self.debt.fetch_sub(1, Ordering::AcqRel) == 1
     }
 
     /// Starts counting afresh after [`all_freed`](Self::all_freed) returned

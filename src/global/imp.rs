@@ -80,6 +80,14 @@ const CACHE_CREDIT: usize = 1 << 16;
 /// chunk, larger ones from its *medium* chunk (see [`Local::owners`]).
 const SMALL_MAX: usize = 64;
 
+/// Chunks each owner remembers as retired while kept by live blocks.
+const PINNED_SLOTS: usize = 4;
+/// A pinned chunk's freed blocks are taken back into use only once its
+/// owner has retired this many chunks since it (a chunk still kept after
+/// that holds stragglers; one retired just now usually holds messages in
+/// flight, which come back soon and let the whole chunk be recycled).
+const ADOPT_AFTER: u64 = 2;
+
 /// Whether blocks of this layout may go through the thread cache.
 #[inline(always)]
 fn cacheable(size: usize, align: usize) -> bool {
@@ -108,10 +116,102 @@ struct ChunkHeader {
     /// it owned, which it is likely to reuse. A hint, not an invariant:
     /// any thread may cache any block.
     owner: AtomicUsize,
+    /// Blocks of this chunk freed by threads that did not own it, for a
+    /// thread to take back into use while the chunk is retired and kept by
+    /// other live blocks ([`Local::adopt_pinned`]): a list linked through
+    /// the blocks' first words (see [`RemoteList`]), pushed whole runs at
+    /// a time. Advice, not a count: the frees are counted in `count` as
+    /// well, and a block may stay here, free, until the chunk is recycled,
+    /// which empties the list (as does starting the chunk over).
+    xfree: AtomicPtr<u8>,
 }
 
 const _: () = assert!(core::mem::size_of::<ChunkHeader>() <= HEADER_SIZE);
 const _: () = assert!(LARGE_THRESHOLD + MAX_CHUNK_ALIGN + HEADER_SIZE <= CHUNK_SIZE);
+
+/// How a block freed by another thread is kept on a chunk's `xfree` list:
+/// its first word links to the next block, with bit 0 set for a block of
+/// [`GRAIN`] bytes (class 1, with no room for more); a larger block's second
+/// word holds its size class.
+struct RemoteList;
+
+impl RemoteList {
+    /// Writes the links of `ptr`, a block of `size` bytes being freed,
+    /// in front of `next`.
+    ///
+    /// # Safety
+    /// `ptr` is a small block of `grain(size)` bytes, aligned to GRAIN,
+    /// that its user has freed.
+    #[inline(always)]
+    unsafe fn link(ptr: *mut u8, size: usize, next: *mut u8) {
+        let (class, block) = class_of(size);
+        // SAFETY: the block is at least GRAIN bytes (two words when it is
+        // larger), aligned to GRAIN, and ours again (caller).
+        unsafe {
+            if block <= GRAIN {
+                ptr.cast::<*mut u8>().write(next.map_addr(|a| a | 1));
+            } else {
+                ptr.cast::<*mut u8>().write(next);
+                ptr.cast::<usize>().add(1).write(class);
+            }
+        }
+    }
+
+    /// The block after `ptr` and `ptr`'s size class.
+    ///
+    /// # Safety
+    /// `ptr` was linked by [`link`](Self::link), and the caller has
+    /// acquired that write.
+    #[inline(always)]
+    unsafe fn read(ptr: *mut u8) -> (*mut u8, usize) {
+        // SAFETY: as `link` wrote them (caller).
+        let next = unsafe { ptr.cast::<*mut u8>().read() };
+        if next.addr() & 1 != 0 {
+            (next.map_addr(|a| a & !1), 1)
+        } else {
+            // SAFETY: a block linked without the tag has a second word.
+            (next, unsafe { ptr.cast::<usize>().add(1).read() })
+        }
+    }
+
+    /// Points the last block of a list, `tail`, at `next` (keeping its tag).
+    ///
+    /// # Safety
+    /// As for [`read`](Self::read), and nothing else reads `tail` now.
+    #[inline(always)]
+    unsafe fn set_next(tail: *mut u8, next: *mut u8) {
+        // SAFETY: the caller's.
+        unsafe {
+            let tag = tail.cast::<*mut u8>().read().addr() & 1;
+            tail.cast::<*mut u8>().write(next.map_addr(|a| a | tag));
+        }
+    }
+}
+
+impl ChunkHeader {
+    /// Puts the list `head..=tail` of this chunk's blocks, freed by the
+    /// calling thread (which does not own the chunk), on `xfree`. Before
+    /// the count of those frees, so that the chunk cannot be recycled (and
+    /// its list emptied) first.
+    ///
+    /// # Safety
+    /// The blocks are linked by [`RemoteList::link`], lie in this chunk and
+    /// are still counted live.
+    unsafe fn splice(&self, head: *mut u8, tail: *mut u8) {
+        // Relaxed: a guess; the exchange below checks it.
+        let mut old = self.xfree.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: the list is the caller's until the exchange succeeds.
+            unsafe { RemoteList::set_next(tail, old) };
+            // Release: publishes the links (and the blocks' last uses) to
+            // the thread that takes the list.
+            match self.xfree.compare_exchange_weak(old, head, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(now) => old = now,
+            }
+        }
+    }
+}
 
 /// The chunk a small block lies in.
 #[cfg(not(miri))]
@@ -513,6 +613,10 @@ static FREE: SpinLock<FreeList> = SpinLock::new(FreeList {
 unsafe fn recycle(chunk: *mut ChunkHeader) {
     // SAFETY: the chunk is ours alone (caller), so its header may be written.
     let header = unsafe { &*chunk };
+    // Every block is free: what the list holds is part of the chunk given
+    // back. Relaxed: every splice came before a free that we acquired, and
+    // the free list's lock publishes the store to the next owner.
+    header.xfree.store(ptr::null_mut(), Ordering::Relaxed);
     let cached = FREE.with(|f| {
         if f.cached_count < CACHED_CHUNKS {
             header.next.set(f.cached);
@@ -659,6 +763,7 @@ fn acquire_chunk(live: usize) -> Option<NonNull<ChunkHeader>> {
             _pad: [0; 48],
             count: RemoteCount::new(),
             owner: AtomicUsize::new(0),
+            xfree: AtomicPtr::new(ptr::null_mut()),
         })
     };
     #[cfg(miri)]
@@ -689,6 +794,14 @@ struct Owner {
     /// Whether this owner has filled a chunk, so that prefaulting ahead of
     /// the cursor pays (see [`PREFAULT_STEP`]).
     prefault: Cell<bool>,
+    /// Chunks this owner retired while some of their blocks were live
+    /// (kept by stragglers), for [`Local::adopt_pinned`] to take the blocks
+    /// that other threads free in them back into use; with the count of
+    /// chunks the owner had retired when it did (`retired`). Pointers only:
+    /// a chunk may have been recycled since (adoption checks).
+    pinned: [Cell<*mut ChunkHeader>; PINNED_SLOTS],
+    pinned_at: [Cell<u64>; PINNED_SLOTS],
+    retired: Cell<u64>,
 }
 
 impl Owner {
@@ -700,6 +813,9 @@ impl Owner {
             live: Cell::new(0),
             clean_from: Cell::new(0),
             prefault: Cell::new(false),
+            pinned: [const { Cell::new(ptr::null_mut()) }; PINNED_SLOTS],
+            pinned_at: [const { Cell::new(0) }; PINNED_SLOTS],
+            retired: Cell::new(0),
         }
     }
 
@@ -815,6 +931,10 @@ impl Owner {
     /// Every block of the current chunk is freed: bump from its start again.
     fn start_over(&self, header: &ChunkHeader) {
         header.count.restart();
+        // Every block is free, so the list's blocks are part of what is
+        // handed out again. Relaxed: the splices came before frees that
+        // `all_freed` acquired; no thread splices until a block is live.
+        header.xfree.store(ptr::null_mut(), Ordering::Relaxed);
         self.live.set(0);
         let start = self.cursor.get().with_addr(self.chunk.get().addr() + HEADER_SIZE);
         self.rewind(start);
@@ -835,11 +955,18 @@ impl Owner {
         self.chunk.set(ptr::null_mut());
         self.cursor.set(ptr::null_mut());
         self.limit.set(0);
+        let retired = self.retired.get() + 1;
+        self.retired.set(retired);
         if header.count.retire(self.live.replace(0)) {
             CHUNKS_PINNED.fetch_sub(1, Ordering::Relaxed);
             // SAFETY: no block is live and the owner has let go: the chunk
             // is ours to give back, once.
             unsafe { recycle(chunk) };
+        } else {
+            // Kept by live blocks: remember it in place of the oldest entry.
+            let slot = (0..PINNED_SLOTS).min_by_key(|&i| self.pinned_at[i].get()).unwrap_or(0);
+            self.pinned[slot].set(chunk);
+            self.pinned_at[slot].set(retired);
         }
     }
 
@@ -999,6 +1126,22 @@ impl ThreadCache {
         Some(head)
     }
 
+    /// Keeps `block`, a block of class `class` that another thread freed,
+    /// taken back into use by [`Local::adopt_pinned`] (no credit is spent:
+    /// the cache's limit bounds it).
+    ///
+    /// # Safety
+    /// `block` is a freed block of `class_size(class)` bytes, aligned to
+    /// GRAIN, counted live in its chunk again, that nothing refers to;
+    /// `class` is a small class below `CLASSES`.
+    unsafe fn adopt(&self, block: *mut u8, class: usize) {
+        let list = self.list(class);
+        // SAFETY: the block is ours (caller) and holds a pointer.
+        unsafe { block.cast::<*mut u8>().write(list.get()) };
+        list.set(block);
+        self.bytes.set(self.bytes.get() + class_size(class));
+    }
+
     /// Whether a freed block should be kept: while the cache is small, or
     /// while the thread keeps allocating as well as freeing.
     /// A thread that only frees (tearing down what it built) sends its
@@ -1059,6 +1202,11 @@ struct Local {
     /// and the larger queue blocks that held them keeps both runs going.
     pending: [Cell<*mut ChunkHeader>; 2],
     pending_frees: [Cell<usize>; 2],
+    /// The blocks of each pending run that may be reused (of cacheable
+    /// layouts), linked first to last ([`RemoteList`]), for the chunk's
+    /// `xfree` list when the run is counted.
+    run_head: [Cell<*mut u8>; 2],
+    run_tail: [Cell<*mut u8>; 2],
 }
 
 thread_local! {
@@ -1070,6 +1218,8 @@ thread_local! {
             state: Cell::new(FRESH),
             pending: [const { Cell::new(ptr::null_mut()) }; 2],
             pending_frees: [const { Cell::new(0) }; 2],
+            run_head: [const { Cell::new(ptr::null_mut()) }; 2],
+            run_tail: [const { Cell::new(ptr::null_mut()) }; 2],
         }
     };
 }
@@ -1108,25 +1258,43 @@ impl Local {
     ///
     /// # Safety
     /// `ptr` is a live small block of `size` bytes in `chunk`.
+    /// `ptr` is a live small block of `size` bytes in `chunk`, of a
+    /// cacheable layout when `reusable`.
     #[inline(always)]
-    unsafe fn free_to_chunk(&self, ptr: *mut u8, size: usize, chunk: *mut ChunkHeader) {
+    unsafe fn free_to_chunk(&self, ptr: *mut u8, size: usize, chunk: *mut ChunkHeader, reusable: bool) {
         if let Some(owner) = self.owners.iter().find(|o| o.chunk.get() == chunk) {
             // SAFETY: the block is live and in our chunk (caller).
             unsafe { owner.free_local(ptr, size) };
         } else {
-            self.count_remote(size, chunk);
+            // SAFETY: forwarded from the caller.
+            unsafe { self.count_remote(ptr, size, chunk, reusable) };
         }
     }
 
     /// Counts the free of a block of `chunk`, a chunk none of this
-    /// thread's owners bumps in, into the run of frees of its side.
+    /// thread's owners bumps in, into the run of frees of its side, and
+    /// (when `reusable`) links the block into the run's list.
+    ///
+    /// # Safety
+    /// `ptr` is a live small block of `size` bytes in `chunk`, being freed,
+    /// of a cacheable layout when `reusable`.
     #[inline(always)]
-    fn count_remote(&self, size: usize, chunk: *mut ChunkHeader) {
+    unsafe fn count_remote(&self, ptr: *mut u8, size: usize, chunk: *mut ChunkHeader, reusable: bool) {
         let side = usize::from(size > SMALL_MAX);
         if self.pending[side].get() == chunk {
             self.pending_frees[side].set(self.pending_frees[side].get() + 1);
         } else {
             self.start_run(side, chunk);
+        }
+        if reusable {
+            let head = self.run_head[side].get();
+            // SAFETY: the caller's.
+            unsafe { RemoteList::link(ptr, size, head) };
+            let block = own_provenance(ptr);
+            if head.is_null() {
+                self.run_tail[side].set(block);
+            }
+            self.run_head[side].set(block);
         }
     }
 
@@ -1139,6 +1307,62 @@ impl Local {
         self.pending_frees[side].set(1);
     }
 
+    /// Takes back into the thread cache the blocks that other threads
+    /// freed in chunks `owner` retired at least [`ADOPT_AFTER`] retirements
+    /// ago and that live blocks still keep from being recycled (see
+    /// `RemoteCount::pin`). Returns whether it took any. Stops at the
+    /// cache's limit; the blocks left over stay free in their chunk until
+    /// it is recycled.
+    #[cold]
+    #[inline(never)]
+    fn adopt_pinned(&self, owner: &Owner) -> bool {
+        let now = owner.retired.get();
+        let mut any = false;
+        for (slot, at) in owner.pinned.iter().zip(&owner.pinned_at) {
+            let chunk = slot.get();
+            if chunk.is_null() || now - at.get() < ADOPT_AFTER {
+                continue;
+            }
+            // SAFETY: chunk headers stay mapped for the life of the
+            // process, recycled or not.
+            let header = unsafe { &*chunk };
+            if !header.count.pin() {
+                // Recycled (or owned again): forget it.
+                slot.set(ptr::null_mut());
+                continue;
+            }
+            // Acquire: the blocks' links and their last uses, published by
+            // the splices.
+            let mut block = header.xfree.swap(ptr::null_mut(), Ordering::Acquire);
+            let mut taken = 0;
+            while !block.is_null() && self.cache.bytes.get() < self.cache.limit.get() {
+                // SAFETY: a block on the list was linked by a thread that
+                // freed it, and the swap acquired that.
+                let (next, class) = unsafe { RemoteList::read(block) };
+                if class == 0 || class >= CLASSES {
+                    // Not a link this allocator wrote (a use after free
+                    // overwrote it): leave the rest alone.
+                    break;
+                }
+                // SAFETY: a freed block of this chunk of `class_size(class)`
+                // bytes, aligned to GRAIN; the pin keeps the chunk
+                // unrecycled, and `adopt` below counts it live again.
+                unsafe { self.cache.adopt(block, class) };
+                taken += 1;
+                block = next;
+            }
+            header.count.adopt(taken);
+            if header.count.unpin() {
+                // Nothing taken and nothing else live: we recycle it.
+                slot.set(ptr::null_mut());
+                // SAFETY: ours to recycle, once (see `count`).
+                unsafe { GlobalArena::recycle_retired(chunk) };
+            }
+            any |= taken != 0;
+        }
+        any
+    }
+
     /// Counts the pending frees into their chunk (recycling it if they
     /// were its last live blocks).
     #[inline(never)]
@@ -1147,12 +1371,21 @@ impl Local {
         self.flush_run(1);
     }
 
-    /// Counts one run of pending frees into its chunk.
+    /// Counts one run of pending frees into its chunk, after putting its
+    /// reusable blocks on the chunk's `xfree` list.
     #[inline(always)]
     fn flush_run(&self, side: usize) {
         let chunk = self.pending[side].replace(ptr::null_mut());
         let n = self.pending_frees[side].replace(0);
+        let head = self.run_head[side].replace(ptr::null_mut());
+        let tail = self.run_tail[side].replace(ptr::null_mut());
         if !chunk.is_null() {
+            if !head.is_null() {
+                // SAFETY: the run's blocks were linked by `count_remote`,
+                // lie in `chunk`, and count as live until the decrement
+                // below.
+                unsafe { (*chunk).splice(head, tail) };
+            }
             // SAFETY: the pending frees count as live blocks of `chunk`
             // until now, so it has not been recycled.
             unsafe { GlobalArena::free_remote_n(chunk, n) };
@@ -1169,7 +1402,7 @@ impl Local {
                 let ptr = block.as_ptr();
                 // SAFETY: a cached block is, for its chunk, a live block
                 // of its class's size.
-                unsafe { self.free_to_chunk(ptr, size, chunk_of(ptr)) };
+                unsafe { self.free_to_chunk(ptr, size, chunk_of(ptr), true) };
             }
         }
         self.flush_pending();
@@ -1666,7 +1899,18 @@ impl GlobalArena {
         if l.state.get() == EXITED || (l.state.get() == FRESH && !l.activate()) {
             return Self::alloc_fallback(size, align, zero);
         }
-        match l.owner_for(size).refill(size, align, zero) {
+        let owner = l.owner_for(size);
+        if align <= GRAIN && l.adopt_pinned(owner) {
+            if let Some(p) = l.cache.pop(size) {
+                l.counters.on_alloc(size);
+                if zero {
+                    // SAFETY: the cached block has at least `size` bytes.
+                    unsafe { p.as_ptr().write_bytes(0, size) };
+                }
+                return p.as_ptr();
+            }
+        }
+        match owner.refill(size, align, zero) {
             Some(p) => {
                 l.counters.on_alloc(size);
                 p.as_ptr()
@@ -1734,7 +1978,8 @@ impl GlobalArena {
             if !l.owns_hint(hint) {
                 // Another thread's chunk (a thread bumping in a chunk is
                 // the last to have set its hint): neither of ours.
-                l.count_remote(size, chunk);
+                // SAFETY: the block is live (caller) and lies in `chunk`.
+                unsafe { l.count_remote(ptr, size, chunk, cacheable(size, align)) };
                 return;
             }
             true
@@ -1748,7 +1993,7 @@ impl GlobalArena {
             }
         } else {
             // SAFETY: the block is live (caller) and lies in `chunk`.
-            unsafe { l.free_to_chunk(ptr, size, chunk) };
+            unsafe { l.free_to_chunk(ptr, size, chunk, cacheable(size, align)) };
         }
     }
 
