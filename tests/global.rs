@@ -246,6 +246,45 @@ fn stragglers() -> String {
     )
 }
 
+/// A thread fills four chunks with 16 KiB blocks and another frees all
+/// but the first: the first chunk stays kept by it. When the owner's bump
+/// next runs out, it takes the freed blocks of that chunk into its cache,
+/// and its next blocks come from there. Raw blocks, never written, so that
+/// Miri runs it too.
+fn reuse_around_a_straggler() -> String {
+    let layout = Layout::from_size_align(16 << 10, 8).unwrap();
+    let per_chunk = GlobalArena::CHUNK_SIZE / layout.size();
+    let chunk_of = |p: usize| p & !(GlobalArena::CHUNK_SIZE - 1);
+    thread::spawn(move || {
+        // SAFETY: a non-zero size; every block is checked and freed below.
+        let blocks: Vec<usize> = (0..4 * per_chunk).map(|_| unsafe { alloc(layout) } as usize).collect();
+        assert!(blocks.iter().all(|&p| p != 0));
+        let straggler = blocks[0];
+        let rest = blocks[1..].to_vec();
+        drop(blocks);
+        thread::spawn(move || {
+            for p in rest {
+                // SAFETY: allocated above with `layout`, freed once.
+                unsafe { dealloc(p as *mut u8, layout) };
+            }
+        })
+        .join()
+        .unwrap();
+        // SAFETY: as above.
+        let again: Vec<usize> = (0..2 * per_chunk).map(|_| unsafe { alloc(layout) } as usize).collect();
+        let reused = again.iter().filter(|&&p| chunk_of(p) == chunk_of(straggler)).count();
+        assert!(again.iter().all(|&p| p != 0 && p != straggler));
+        for p in again.into_iter().chain([straggler]) {
+            // SAFETY: allocated above with `layout`, freed once.
+            unsafe { dealloc(p as *mut u8, layout) };
+        }
+        assert!(reused > 0, "no block of the straggler's chunk was used again");
+        format!("{reused} of {} new blocks from the straggler's chunk", 2 * per_chunk)
+    })
+    .join()
+    .unwrap()
+}
+
 /// Chunks holding this many small boxes of `[u8; 48]` (48-byte blocks).
 fn boxes_for_chunks(chunks: usize) -> usize {
     chunks * GlobalArena::CHUNK_SIZE / 48 + 1
@@ -893,6 +932,7 @@ fn main() {
     check("2,000,000 boxes freed on another thread", boxes_across_threads);
     check("1,000 short-lived threads", short_lived_threads);
     check("stragglers kept by a consumer", stragglers);
+    check("blocks freed elsewhere reused around a straggler", reuse_around_a_straggler);
     check("the thread cache reuses freed blocks", thread_cache_reuses_freed_blocks);
     check("a teardown frees to the chunks", teardown_frees_to_chunks);
     check("growth in place across the prefaulted part", growth_in_place_across_prefault);
