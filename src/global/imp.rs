@@ -785,6 +785,10 @@ fn acquire_chunk(live: usize) -> Option<NonNull<ChunkHeader>> {
 /// short of the chunk's end while the rest of the chunk has never been
 /// touched: the slow path prefaults the next [`PREFAULT_STEP`] and moves it
 /// on ([`Owner::grow_limit`]). Before, it moves straight to the end.
+///
+/// The fields the bump reads come first, and each owner starts a cache
+/// line, so that the two owners' hot fields never share or straddle one.
+#[repr(C, align(64))]
 struct Owner {
     cursor: Cell<*mut u8>,
     limit: Cell<usize>,
