@@ -252,31 +252,33 @@ fn stragglers() -> String {
 /// and its next blocks come from there. Raw blocks, never written, so that
 /// Miri runs it too.
 fn reuse_around_a_straggler() -> String {
+    /// A raw block sent to the thread that frees it.
+    struct Block(*mut u8);
+    // SAFETY: a block of the global allocator, which any thread may free.
+    unsafe impl Send for Block {}
     let layout = Layout::from_size_align(16 << 10, 8).unwrap();
     let per_chunk = GlobalArena::CHUNK_SIZE / layout.size();
-    let chunk_of = |p: usize| p & !(GlobalArena::CHUNK_SIZE - 1);
+    let chunk_of = |p: *mut u8| p.addr() & !(GlobalArena::CHUNK_SIZE - 1);
     thread::spawn(move || {
         // SAFETY: a non-zero size; every block is checked and freed below.
-        let blocks: Vec<usize> = (0..4 * per_chunk).map(|_| unsafe { alloc(layout) } as usize).collect();
-        assert!(blocks.iter().all(|&p| p != 0));
-        let straggler = blocks[0];
-        let rest = blocks[1..].to_vec();
-        drop(blocks);
+        let mut blocks: Vec<Block> = (0..4 * per_chunk).map(|_| Block(unsafe { alloc(layout) })).collect();
+        assert!(blocks.iter().all(|b| !b.0.is_null()));
+        let straggler = blocks.remove(0).0;
         thread::spawn(move || {
-            for p in rest {
+            for b in blocks {
                 // SAFETY: allocated above with `layout`, freed once.
-                unsafe { dealloc(p as *mut u8, layout) };
+                unsafe { dealloc(b.0, layout) };
             }
         })
         .join()
         .unwrap();
         // SAFETY: as above.
-        let again: Vec<usize> = (0..2 * per_chunk).map(|_| unsafe { alloc(layout) } as usize).collect();
+        let again: Vec<*mut u8> = (0..2 * per_chunk).map(|_| unsafe { alloc(layout) }).collect();
         let reused = again.iter().filter(|&&p| chunk_of(p) == chunk_of(straggler)).count();
-        assert!(again.iter().all(|&p| p != 0 && p != straggler));
+        assert!(again.iter().all(|&p| !p.is_null() && p != straggler));
         for p in again.into_iter().chain([straggler]) {
             // SAFETY: allocated above with `layout`, freed once.
-            unsafe { dealloc(p as *mut u8, layout) };
+            unsafe { dealloc(p, layout) };
         }
         assert!(reused > 0, "no block of the straggler's chunk was used again");
         format!("{reused} of {} new blocks from the straggler's chunk", 2 * per_chunk)

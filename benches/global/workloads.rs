@@ -150,20 +150,23 @@ fn split() {
     );
 }
 
+/// One thread's churn: `replacements` times, a random slot of a table of
+/// `slots` gets a fresh `Vec<u8>` of 0–1023 bytes (the old one is freed).
+fn churn_table(seed: u64, slots: usize, replacements: usize) {
+    let mut rng = Rng(seed);
+    let mut table: Vec<Vec<u8>> = (0..slots).map(|_| Vec::new()).collect();
+    for _ in 0..replacements {
+        let r = rng.next();
+        let i = (r % slots as u64) as usize;
+        table[i] = vec![r as u8; ((r >> 32) % 1024) as usize];
+    }
+    black_box(&table);
+}
+
 fn churn() {
-    let work = |seed: u64| {
-        let mut rng = Rng(seed);
-        let mut slots: Vec<Vec<u8>> = (0..10_000).map(|_| Vec::new()).collect();
-        for _ in 0..2_000_000 {
-            let r = rng.next();
-            let i = (r % 10_000) as usize;
-            slots[i] = vec![r as u8; ((r >> 32) % 1024) as usize];
-        }
-        black_box(&slots);
-    };
     std::thread::scope(|s| {
-        s.spawn(|| work(0x1234_5678_9ABC_DEF1));
-        s.spawn(|| work(0x0FED_CBA9_8765_4321));
+        s.spawn(|| churn_table(0x1234_5678_9ABC_DEF1, 10_000, 2_000_000));
+        s.spawn(|| churn_table(0x0FED_CBA9_8765_4321, 10_000, 2_000_000));
     });
 }
 
@@ -206,19 +209,11 @@ fn lag() {
 /// hands work to fresh threads (or a pool of many) asks of thread start
 /// and exit.
 fn threads() {
-    let work = |seed: u64| {
-        let mut rng = Rng(seed);
-        let mut slots: Vec<Vec<u8>> = (0..1000).map(|_| Vec::new()).collect();
-        for _ in 0..20_000 {
-            let r = rng.next();
-            let i = (r % 1000) as usize;
-            slots[i] = vec![r as u8; ((r >> 32) % 1024) as usize];
-        }
-        black_box(&slots);
-    };
     std::thread::scope(|s| {
         for t in 0..64u64 {
-            s.spawn(move || work(0x1234_5678_9ABC_DEF1 ^ t.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+            s.spawn(move || {
+                churn_table(0x1234_5678_9ABC_DEF1 ^ t.wrapping_mul(0x9E37_79B9_7F4A_7C15), 1000, 20_000)
+            });
         }
     });
 }
