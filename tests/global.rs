@@ -287,6 +287,96 @@ fn reuse_around_a_straggler() -> String {
     .unwrap()
 }
 
+/// What a block of `len` bytes at `addr` holds at byte `j` in
+/// [`passing_blocks_around`]: a block handed out twice, or overlapping
+/// another, is overwritten by its other user and fails the check.
+fn pattern(addr: usize, len: usize, j: usize) -> u8 {
+    ((addr >> 3) ^ (len << 1) ^ j.wrapping_mul(31)) as u8
+}
+
+/// Four threads allocate blocks of random sizes (mostly small, some up to
+/// 64 KiB), fill each with a pattern of its own address and length, and
+/// send it to a random thread (maybe themselves). A thread checks every
+/// block it receives, keeps one in 40 in a ring of the last 300 kept
+/// (stragglers, so chunks stay kept and their freed blocks are adopted),
+/// and frees the rest. Every block is checked once more when freed.
+fn passing_blocks_around() -> String {
+    const THREADS: usize = 4;
+    let rounds = scale(100_000);
+    // Miri writes and checks every byte slowly.
+    let big = if cfg!(miri) { 2 << 10 } else { 64 << 10 };
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..THREADS).map(|_| mpsc::channel::<Vec<u8>>()).unzip();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(THREADS));
+    let check = |v: &Vec<u8>| {
+        let addr = v.as_ptr().addr();
+        v.iter().enumerate().all(|(j, &b)| b == pattern(addr, v.len(), j))
+    };
+    let handles: Vec<_> = receivers
+        .into_iter()
+        .enumerate()
+        .map(|(t, rx)| {
+            let senders = senders.clone();
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (t as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+                let mut next = move || {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng
+                };
+                let (mut kept, mut seen, mut bad) = (VecDeque::new(), 0usize, 0usize);
+                let mut take = |v: Vec<u8>, kept: &mut VecDeque<Vec<u8>>, r: u64| {
+                    seen += 1;
+                    if !check(&v) {
+                        bad += 1;
+                    }
+                    if r.is_multiple_of(40) {
+                        kept.push_back(v);
+                        if kept.len() > 300 {
+                            let old = kept.pop_front().unwrap();
+                            if !check(&old) {
+                                bad += 1;
+                            }
+                        }
+                    }
+                };
+                for _ in 0..rounds {
+                    while let Ok(v) = rx.try_recv() {
+                        let r = next();
+                        take(v, &mut kept, r);
+                    }
+                    let r = next();
+                    let len =
+                        if r.is_multiple_of(16) { (r >> 8) as usize % big } else { (r >> 8) as usize % 200 };
+                    let mut v: Vec<u8> = Vec::with_capacity(len);
+                    let addr = v.as_ptr().addr();
+                    v.extend((0..len).map(|j| pattern(addr, len, j)));
+                    senders[(r >> 40) as usize % THREADS].send(v).unwrap();
+                }
+                barrier.wait();
+                drop(senders);
+                for v in rx {
+                    let r = next();
+                    take(v, &mut kept, r);
+                }
+                let stragglers_bad = kept.iter().filter(|v| !check(v)).count();
+                (seen, bad + stragglers_bad)
+            })
+        })
+        .collect();
+    drop(senders);
+    let (mut seen, mut bad) = (0, 0);
+    for h in handles {
+        let (s, b) = h.join().unwrap();
+        seen += s;
+        bad += b;
+    }
+    assert_eq!(seen, THREADS * rounds, "every block sent was received");
+    assert_eq!(bad, 0, "{bad} blocks did not hold what their user wrote");
+    format!("{seen} blocks passed between {THREADS} threads, all intact")
+}
+
 /// Chunks holding this many small boxes of `[u8; 48]` (48-byte blocks).
 fn boxes_for_chunks(chunks: usize) -> usize {
     chunks * GlobalArena::CHUNK_SIZE / 48 + 1
@@ -935,6 +1025,7 @@ fn main() {
     check("1,000 short-lived threads", short_lived_threads);
     check("stragglers kept by a consumer", stragglers);
     check("blocks freed elsewhere reused around a straggler", reuse_around_a_straggler);
+    check("four threads passing blocks around, some kept long", passing_blocks_around);
     check("the thread cache reuses freed blocks", thread_cache_reuses_freed_blocks);
     check("a teardown frees to the chunks", teardown_frees_to_chunks);
     check("growth in place across the prefaulted part", growth_in_place_across_prefault);
