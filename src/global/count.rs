@@ -109,9 +109,10 @@ impl RemoteCount {
         // accesses, which the chunk's recycler acquires through `unpin`.
         let mut d = self.debt.load(Ordering::Relaxed);
         while d > 0 {
-            // Acquire on success: the adopter reads blocks whose frees the
-            // count has released (their splices are acquired separately,
-            // but this keeps the pin itself a synchronisation point).
+            // Acquire on success: the retirement and the frees counted so
+            // far (released into the count) happen before the adopter's
+            // use of the chunk; the freed blocks' links themselves are
+            // acquired by the adopter's swap of the list.
             match self.debt.compare_exchange_weak(d, d + 1, Ordering::Acquire, Ordering::Relaxed) {
                 Ok(_) => return true,
                 Err(now) => d = now,

@@ -1329,7 +1329,9 @@ impl Local {
     /// ago and that live blocks still keep from being recycled (see
     /// `RemoteCount::pin`). Returns whether it took any. Stops at the
     /// cache's limit; the blocks left over stay free in their chunk until
-    /// it is recycled.
+    /// it is recycled. A chunk whose list is empty costs one load (no
+    /// read-modify-write), so chunks kept for good cost the slow path
+    /// little.
     #[cold]
     #[inline(never)]
     fn adopt_pinned(&self, owner: &Owner) -> bool {
@@ -1337,12 +1339,19 @@ impl Local {
         let mut any = false;
         for (slot, at) in owner.pinned.iter().zip(&owner.pinned_at) {
             let chunk = slot.get();
-            if chunk.is_null() || now - at.get() < ADOPT_AFTER {
+            if chunk.is_null()
+                || now - at.get() < ADOPT_AFTER
+                || self.cache.bytes.get() >= self.cache.limit.get()
+            {
                 continue;
             }
             // SAFETY: chunk headers stay mapped for the life of the
             // process, recycled or not.
             let header = unsafe { &*chunk };
+            // Relaxed: a look; the swap below acquires what it takes.
+            if header.xfree.load(Ordering::Relaxed).is_null() {
+                continue;
+            }
             if !header.count.pin() {
                 // Recycled (or owned again): forget it.
                 slot.set(ptr::null_mut());
@@ -1368,7 +1377,9 @@ impl Local {
                 taken += 1;
                 block = next;
             }
-            header.count.adopt(taken);
+            if taken != 0 {
+                header.count.adopt(taken);
+            }
             if header.count.unpin() {
                 // Nothing taken and nothing else live: we recycle it.
                 slot.set(ptr::null_mut());
