@@ -3,11 +3,12 @@
 # machine), for fiberalloc and its peers: a typed `u64` allocation, a
 # runtime-layout allocation (sizes 24-200; making the layouts is
 # subtracted), a push and a `reserve_exact(1)` + push on each allocator's
-# own vector, and a warm-up (new arena + one allocation + drop). Each
+# own vector, and a warm-up (new arena + one allocation + drop); then the
+# same for `GlobalArena`'s paths (benches/bin/probe_global.rs). Each
 # count is per loop iteration, loop and `black_box` included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p fiberalloc-benches --bin probe -q
+cargo build --release -p fiberalloc-benches --bin probe --bin probe-global -q
 bin=target/release/probe
 count() {
     valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$@" 2>&1 \
@@ -42,3 +43,22 @@ for row in typed exact; do
     done
     echo "$line |"
 done
+
+# GlobalArena as the global allocator: an allocation (48 bytes: the small
+# owner; 200: the medium one), a free into the thread cache, a ring step
+# (a free and an allocation through the cache), a free of another
+# thread's block, and an in-place growth by `realloc`. `free` and `remote`
+# have the allocations subtracted.
+gcount() {
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/probe-global "$@" 2>&1 \
+        | awk '/refs:/ { gsub(",", "", $NF); print $NF }'
+}
+per_op() { echo $(( ($(gcount "$1" 201000) - $(gcount "$1" 1000)) / 200000 )); }
+alloc=$(per_op alloc)
+printf '\n| GlobalArena row | instructions |\n|---|---:|\n'
+printf '| alloc 48 B | %s |\n' "$alloc"
+printf '| free 48 B (to the cache) | %s |\n' "$(( $(per_op free) - alloc ))"
+printf '| ring step (free + alloc) | %s |\n' "$(per_op ring)"
+printf '| alloc 200 B | %s |\n' "$(per_op medium)"
+printf '| remote free 48 B | %s |\n' "$(( $(per_op remote) - alloc ))"
+printf '| realloc +8 B in place | %s |\n' "$(per_op realloc)"
