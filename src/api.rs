@@ -1,5 +1,5 @@
 //! The `Allocator` impls: allocator-api2's always, `core::alloc`'s under the
-//! `nightly` feature, both from one body ([`arena_allocator!`]).
+//! `nightly` feature, both from one body (`arena_allocator!`).
 //!
 //! They are implemented for `&Arena`, not `Arena`: a collection holds a
 //! shared borrow of the arena, so `reset(&mut self)` cannot run while any

@@ -57,7 +57,6 @@ use crate::align;
 use crate::chunk::{self, ChunkHeader, ChunkRequest, HEADER_SIZE};
 use crate::debug::{self, Corruption, Event, Leak};
 use crate::policy::{Fast, Policy};
-use crate::stack::FiberStack;
 use crate::stats::Stats;
 use crate::sys::{self, GuardKind};
 use crate::AllocError;
@@ -162,7 +161,7 @@ impl When {
     }
 }
 
-/// A guard page of an arena stack, recorded in a block of the arena just
+/// A guard page of an arena block (a fiber stack's), recorded in a block of the arena just
 /// below the stack's own.
 struct StackGuard {
     prev: *mut StackGuard,
@@ -198,7 +197,9 @@ impl<P: Policy> Arena<P> {
     pub fn with_capacity(bytes: usize) -> Self {
         match Self::try_with_capacity(bytes) {
             Ok(a) => a,
-            Err(AllocError) => crate::oom(Layout::from_size_align(bytes, 1).unwrap_or(Layout::new::<u8>())),
+            Err(AllocError) => {
+                crate::init::oom(Layout::from_size_align(bytes, 1).unwrap_or(Layout::new::<u8>()))
+            }
         }
     }
 
@@ -215,7 +216,7 @@ impl<P: Policy> Arena<P> {
             let size = Self::chunk_size_for(span, P::MIN_ALIGN).ok_or(AllocError)?;
             let size = size.max(P::MIN_CHUNK_SIZE);
             let c = chunk::map(size, P::GUARD_PAGES).map_err(|_| AllocError)?;
-            arena.adopt(c);
+            arena.count_chunk(c);
             arena.enter(c);
         }
         Ok(arena)
@@ -244,7 +245,7 @@ impl<P: Policy> Arena<P> {
     pub fn alloc<T>(&self, value: T) -> &mut T {
         match self.try_alloc(value) {
             Ok(r) => r,
-            Err(_) => crate::oom(Layout::new::<T>()),
+            Err(_) => crate::init::oom(Layout::new::<T>()),
         }
     }
 
@@ -267,7 +268,7 @@ impl<P: Policy> Arena<P> {
     pub fn alloc_layout(&self, layout: Layout) -> NonNull<u8> {
         match self.try_alloc_layout(layout) {
             Ok(p) => p,
-            Err(_) => crate::oom(layout),
+            Err(_) => crate::init::oom(layout),
         }
     }
 
@@ -283,14 +284,14 @@ impl<P: Policy> Arena<P> {
         // SAFETY: the cursor is always a multiple of MIN_ALIGN (see the
         // invariants); telling the compiler lets it drop the rounding below
         // for alignments up to MIN_ALIGN.
-        unsafe { core::hint::assert_unchecked(addr & (P::MIN_ALIGN - 1) == 0) };
+        unsafe { core::hint::assert_unchecked(align::is_aligned(addr, P::MIN_ALIGN)) };
         // Round the cursor up to the alignment and the size up to
         // MIN_ALIGN. No overflow: user-space addresses are far below
         // 2^63, and a Layout's size plus its alignment is at most
         // isize::MAX + 1.
         let mask = layout.align() - 1;
         let start = (addr + mask) & !mask;
-        let end = start + ((layout.size() + (P::MIN_ALIGN - 1)) & !(P::MIN_ALIGN - 1));
+        let end = start + align::round_up(layout.size(), P::MIN_ALIGN);
         if end <= self.limit.get().addr().get() {
             // SAFETY: `addr <= start <= end <= limit`: the block and the new
             // cursor stay inside the current chunk's data (or at the
@@ -358,8 +359,8 @@ impl<P: Policy> Arena<P> {
         // SAFETY: the cursor is always a multiple of MIN_ALIGN (see the
         // invariants); knowing it, the compiler sees that a block aligned
         // to at most 16 needs no pad words.
-        unsafe { core::hint::assert_unchecked(addr & (P::MIN_ALIGN - 1) == 0) };
-        let (start, next) = debug::place(addr, layout.size(), layout.align().max(P::MIN_ALIGN));
+        unsafe { core::hint::assert_unchecked(align::is_aligned(addr, P::MIN_ALIGN)) };
+        let (start, next) = debug::place_with_header(addr, layout.size(), layout.align().max(P::MIN_ALIGN));
         if next > self.limit_addr() {
             return None;
         }
@@ -401,7 +402,7 @@ impl<P: Policy> Arena<P> {
     pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> &mut [T] {
         // SAFETY: a fresh block for `src`'s layout, valid while `&self`
         // lives (reset and drop need `&mut`).
-        unsafe { crate::place_slice_copy(self.try_alloc_layout(Layout::for_value(src)), src) }
+        unsafe { crate::init::copy_slice(self.try_alloc_layout(Layout::for_value(src)), src) }
     }
 
     /// Copies `s` into the arena.
@@ -463,7 +464,7 @@ impl<P: Policy> Arena<P> {
                 guards: P::GUARD_PAGES,
             };
             if let Some(c) = chunk::acquire_local(req) {
-                self.adopt(c);
+                self.count_chunk(c);
                 self.current.set(c);
                 let start = ChunkHeader::data_start(c);
                 let pad = align::padding_for(start.addr().get(), align);
@@ -570,7 +571,7 @@ impl<P: Policy> Arena<P> {
         let (size, align) = (layout.size(), layout.align().max(P::MIN_ALIGN));
         let c = self.new_chunk(need, need)?;
         let start = ChunkHeader::data_start(c);
-        let (at, next) = debug::place(start.addr().get(), size, align);
+        let (at, next) = debug::place_with_header(start.addr().get(), size, align);
         if next > ChunkHeader::data_end(c) {
             self.disown(c);
             return Err(AllocError);
@@ -627,12 +628,12 @@ impl<P: Policy> Arena<P> {
             chunk::map(map_size.min(room).max(min_size), P::GUARD_PAGES).ok()
         };
         let c = c.ok_or(AllocError)?;
-        self.adopt(c);
+        self.count_chunk(c);
         Ok(c)
     }
 
     /// Counts a chunk as this arena's.
-    fn adopt(&self, c: NonNull<ChunkHeader>) {
+    fn count_chunk(&self, c: NonNull<ChunkHeader>) {
         self.reserved.set(self.reserved.get() + ChunkHeader::size(c));
         self.chunks.set(self.chunks.get() + 1);
         if P::LOG_EVENTS {
@@ -647,7 +648,7 @@ impl<P: Policy> Arena<P> {
             let (chunk, size) = (c.addr().get(), ChunkHeader::size(c));
             debug::log(Event::ChunkUnmap { arena: self.id(), chunk, size });
         }
-        chunk::release(c);
+        chunk::give_back(c);
     }
 
     /// Takes the first spare chunk in which `size` bytes at `align` fit.
@@ -705,7 +706,7 @@ impl<P: Policy> Arena<P> {
 
     #[inline(always)]
     fn round(size: usize) -> usize {
-        (size + (P::MIN_ALIGN - 1)) & !(P::MIN_ALIGN - 1)
+        align::round_up(size, P::MIN_ALIGN)
     }
 
     /// The bytes a block of `size` counts for in `allocated_bytes`: its
@@ -827,13 +828,13 @@ impl<P: Policy> Arena<P> {
             // chunk, so moving the cursor back stays inside the chunk.
             self.cursor.set(unsafe { self.cursor.get().sub(round) });
             // SAFETY: the block is ours again and writable.
-            unsafe { debug::release(ptr, layout.size(), P::POISON, P::POISON_BYTE) };
+            unsafe { debug::poison_freed(ptr, layout.size(), P::POISON, P::POISON_BYTE) };
         } else {
             // A hole the cursor cannot take back. Without exact stats the
             // block's rounding was counted as allocated, so it goes too.
             self.padding.set(self.padding.get() + Self::counted(layout.size()));
             // SAFETY: the block is ours again and writable.
-            unsafe { debug::release(ptr, layout.size(), P::POISON, P::POISON_BYTE) };
+            unsafe { debug::poison_freed(ptr, layout.size(), P::POISON, P::POISON_BYTE) };
         }
     }
 
@@ -861,14 +862,14 @@ impl<P: Policy> Arena<P> {
             let from = unsafe { cursor.sub(span) };
             self.cursor.set(from);
             // SAFETY: the span is ours again and writable.
-            unsafe { debug::release(from, span, P::POISON, P::POISON_BYTE) };
+            unsafe { debug::poison_freed(from, span, P::POISON, P::POISON_BYTE) };
         } else if let Some(p) = self.in_chunk(ptr) {
             self.padding.set(self.padding.get() + size);
             // SAFETY: `p` is the block, with its chunk's provenance; it is
             // ours again.
             unsafe {
                 debug::set_flag(p, debug::FREED);
-                debug::release(p, size, P::POISON, P::POISON_BYTE);
+                debug::poison_freed(p, size, P::POISON, P::POISON_BYTE);
             }
         }
     }
@@ -1040,30 +1041,18 @@ impl<P: Policy> Arena<P> {
         self.retired_used.set(m.retired_used);
     }
 
-    /// A fiber stack of at least `usable_size` bytes (rounded up to pages,
-    /// at least [`MIN_STACK_SIZE`](crate::stack::MIN_STACK_SIZE)) carved
-    /// from the arena, with a guard page of its own below it. The guard is
-    /// taken off when the arena is reset or dropped, or when the scope the
-    /// stack was made in ends, so the memory serves ordinary blocks again.
+    /// A block of `layout` (page-aligned, more than one page) whose first
+    /// page is a guard page until the arena gives the block up (at
+    /// `reset`, at drop, or when the scope it was made in ends), registered
+    /// in the guard-page table with the block's end as the top it guards.
+    /// The building block of `Arena::alloc_stack` (`stack/arena_stack.rs`).
     ///
     /// Errors: `OutOfMemory` when the arena cannot grow (its allocation
-    /// limit, or mmap failing), `InvalidInput` for a size that cannot be
-    /// represented, or the OS reason the guard could not be installed.
-    ///
-    /// ```
-    /// let mut arena: fiberalloc::Arena = fiberalloc::Arena::new();
-    /// let stack = arena.alloc_stack(32 << 10).unwrap();
-    /// assert!(stack.usable_size() >= 32 << 10);
-    /// drop(stack);
-    /// arena.reset(); // the guard page is ordinary memory again
-    /// ```
-    pub fn alloc_stack(&self, usable_size: usize) -> io::Result<ArenaStack<'_, P>> {
+    /// limit, or mmap failing), or the OS reason the guard could not be
+    /// installed.
+    pub(crate) fn alloc_guarded(&self, layout: Layout) -> io::Result<NonNull<u8>> {
         let page = sys::page_size();
-        let invalid = || io::Error::new(io::ErrorKind::InvalidInput, "fiber stack size out of range");
-        let usable = crate::align::align_up(usable_size.max(crate::stack::MIN_STACK_SIZE), page)
-            .ok_or_else(invalid)?;
-        let layout = Layout::from_size_align(usable.checked_add(page).ok_or_else(invalid)?, page)
-            .map_err(|_| invalid())?;
+        debug_assert!(layout.align() >= page && layout.size() > page);
         let exhausted = |_| io::Error::new(io::ErrorKind::OutOfMemory, "the arena cannot grow");
         let record = self.try_alloc_layout(Layout::new::<StackGuard>()).map_err(exhausted)?;
         let block = self.try_alloc_layout(layout).map_err(exhausted)?;
@@ -1076,14 +1065,9 @@ impl<P: Policy> Arena<P> {
         // every path that does walks this list first (`unguard_stacks`).
         unsafe { record.as_ptr().write(StackGuard { prev: self.stack_guards.get(), page: block, kind }) };
         self.stack_guards.set(record.as_ptr());
-        let top = block.as_ptr().wrapping_add(page + usable);
-        crate::stack::overflow::register(block.as_ptr() as usize, top as usize);
-        // The arena stays borrowed (reset needs `&mut`, a scope ends after
-        // its closure) while the `ArenaStack` lives.
-        // SAFETY: `block` is the guard page just installed; the `usable`
-        // bytes above it are ours and stay mapped while the view lives.
-        let stack = unsafe { FiberStack::view(block, NonNull::new_unchecked(top)) };
-        Ok(ArenaStack { stack, _arena: PhantomData })
+        let top = block.as_ptr().wrapping_add(layout.size());
+        crate::guards::register(block.as_ptr() as usize, top as usize);
+        Ok(block)
     }
 
     /// Takes off the guard pages of stacks made after `keep` (the list
@@ -1106,7 +1090,7 @@ impl<P: Policy> Arena<P> {
             // first).
             let StackGuard { prev, page: at, kind } = unsafe { cur.read() };
             cur = prev;
-            crate::stack::overflow::unregister(at.as_ptr() as usize);
+            crate::guards::unregister(at.as_ptr() as usize);
             // A failure would leave the page guarded: the arena would then
             // fault on it rather than hand out memory it cannot use; that is
             // fatal but not unsound. munmap of the chunk still works.
@@ -1114,8 +1098,7 @@ impl<P: Policy> Arena<P> {
             // one of its chunks; no stack on it is alive (the caller is
             // giving up every block made since).
             if unsafe { sys::unguard(at, page, kind) }.is_err() {
-                sys::write_stderr(b"fiberalloc: could not remove an arena stack's guard page\n");
-                std::process::abort();
+                sys::fatal(b"fiberalloc: could not remove an arena stack's guard page\n");
             }
         }
         self.stack_guards.set(keep);
@@ -1139,7 +1122,7 @@ impl<P: Policy> Arena<P> {
         }
         // SAFETY: `from..to` is used data of chunk `c` that the caller is
         // giving up; nothing refers to it any more.
-        unsafe { debug::release(from, to - from.addr().get(), P::POISON, P::POISON_BYTE) };
+        unsafe { debug::poison_freed(from, to - from.addr().get(), P::POISON, P::POISON_BYTE) };
     }
 
     /// The checks of [`give_up`](Self::give_up), out of line.
@@ -1577,39 +1560,5 @@ impl<P: Policy> Arena<P> {
 impl<P: Policy> core::fmt::Debug for Arena<P> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Arena").field("stats", &self.stats()).finish()
-    }
-}
-
-/// A fiber stack carved from an [`Arena`] by [`Arena::alloc_stack`]; derefs
-/// to [`FiberStack`]. It borrows the arena, so the arena cannot be reset
-/// while the stack lives.
-pub struct ArenaStack<'a, P: Policy = Fast> {
-    stack: FiberStack,
-    _arena: PhantomData<&'a Arena<P>>,
-}
-
-impl<P: Policy> core::ops::Deref for ArenaStack<'_, P> {
-    type Target = FiberStack;
-    fn deref(&self) -> &FiberStack {
-        &self.stack
-    }
-}
-
-impl<P: Policy> core::fmt::Debug for ArenaStack<'_, P> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        self.stack.fmt(f)
-    }
-}
-
-#[cfg(feature = "corosensei")]
-// SAFETY: as for `FiberStack`: page-aligned bounds, a guard page below at
-// least MIN_STACK_SIZE bytes, memory mapped and ours while the value lives.
-unsafe impl<P: Policy> corosensei::stack::Stack for ArenaStack<'_, P> {
-    fn base(&self) -> corosensei::stack::StackPointer {
-        corosensei::stack::Stack::base(&self.stack)
-    }
-
-    fn limit(&self) -> corosensei::stack::StackPointer {
-        corosensei::stack::Stack::limit(&self.stack)
     }
 }

@@ -243,7 +243,7 @@ fn grow_or_oom<T, P: Policy>(
         Ok(r) => r,
         Err(AllocError) => {
             let want = len.saturating_add(additional);
-            crate::oom(buffer_layout::<T>(want).unwrap_or(Layout::new::<T>()))
+            crate::init::oom(buffer_layout::<T>(want).unwrap_or(Layout::new::<T>()))
         }
     }
 }

@@ -29,6 +29,7 @@
 //! behind an `if P::CANARIES` (or `POISON`, `TRACK_LEAKS`, `LOG_EVENTS`)
 //! on a `const`.
 
+use crate::sync::plain::{AtomicBool, AtomicPtr, Ordering};
 use core::fmt;
 use core::ptr::NonNull;
 
@@ -61,15 +62,15 @@ pub(crate) const CHUNK_MAGIC: u64 = 0xC4A2_C0DE_5AFE_A11C;
 
 #[inline(always)]
 const fn round8(x: usize) -> usize {
-    (x + 7) & !7
+    crate::align::round_up(x, 8)
 }
 
 /// Where a block of `size` bytes at `align` (at least 8) goes when the
 /// cursor is at `addr`: `(block start, new cursor)`. No overflow for
 /// user-space addresses and a `Layout`'s size and alignment.
 #[inline(always)]
-pub(crate) const fn place(addr: usize, size: usize, align: usize) -> (usize, usize) {
-    let start = (addr + HEADER + align - 1) & !(align - 1);
+pub(crate) const fn place_with_header(addr: usize, size: usize, align: usize) -> (usize, usize) {
+    let start = crate::align::round_up(addr + HEADER, align);
     (start, round8(start + size) + TAIL)
 }
 
@@ -81,7 +82,7 @@ pub(crate) const fn worst_span(size: usize, align: usize) -> usize {
 }
 
 /// Writes the pad words, the header and the canary of a block placed by
-/// [`place`] at `start` (with `pad` bytes of pad words below its header,
+/// [`place_with_header`] at `start` (with `pad` bytes of pad words below its header,
 /// starting at `from`).
 ///
 /// # Safety
@@ -357,8 +358,7 @@ pub(crate) fn corruption_abort(c: &Corruption, when: &str) -> ! {
     use fmt::Write;
     let mut msg = StackBuf::<512>::new();
     let _ = writeln!(msg, "fiberalloc: {c} (found by {when}); aborting");
-    crate::sys::write_stderr(msg.as_bytes());
-    std::process::abort()
+    crate::sys::fatal(msg.as_bytes())
 }
 
 /// Reports `r`'s corruption and aborts; nothing when `r` is `Ok`.
@@ -384,14 +384,14 @@ pub struct Leak {
     pub size: usize,
 }
 
-static LEAK_REPORT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static LEAK_REPORT: AtomicBool = AtomicBool::new(false);
 
 /// Whether dropping an `Arena<Debug>` that still holds tracked blocks
 /// writes one line per block to stderr (off by default). The blocks are
 /// also given to the log hook as [`Event::Leak`] either way.
 pub fn set_leak_report(on: bool) {
     // Relaxed: a switch read on its own; no other memory hangs on it.
-    LEAK_REPORT.store(on, std::sync::atomic::Ordering::Relaxed);
+    LEAK_REPORT.store(on, Ordering::Relaxed);
 }
 
 /// Reports a leak found at arena drop: to the log hook, and to stderr if
@@ -399,7 +399,7 @@ pub fn set_leak_report(on: bool) {
 #[cold]
 pub(crate) fn report_leak(arena: usize, leak: Leak) {
     log(Event::Leak { arena, addr: leak.addr, size: leak.size });
-    if LEAK_REPORT.load(std::sync::atomic::Ordering::Relaxed) {
+    if LEAK_REPORT.load(Ordering::Relaxed) {
         use fmt::Write;
         let mut msg = StackBuf::<160>::new();
         let _ = writeln!(
@@ -485,7 +485,7 @@ pub enum Event {
     },
 }
 
-static HOOK: std::sync::atomic::AtomicPtr<()> = std::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+static HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Installs (`Some`) or removes (`None`) the process-wide operation log
 /// hook. It is called on the thread doing the operation, by arenas whose
@@ -495,14 +495,14 @@ pub fn set_log_hook(hook: Option<fn(Event)>) {
     let p = hook.map_or(core::ptr::null_mut(), |f| f as *mut ());
     // Release pairs with the Acquire in `log`: a thread that sees the hook
     // also sees whatever the installing thread wrote before installing it.
-    HOOK.store(p, std::sync::atomic::Ordering::Release);
+    HOOK.store(p, Ordering::Release);
 }
 
 /// Calls the log hook with `e`, if one is installed.
 #[inline]
 pub(crate) fn log(e: Event) {
     // Acquire: see `set_log_hook`.
-    let p = HOOK.load(std::sync::atomic::Ordering::Acquire);
+    let p = HOOK.load(Ordering::Acquire);
     if !p.is_null() {
         // SAFETY: the only non-null values stored are `fn(Event)` pointers
         // cast to `*mut ()` in `set_log_hook`; casting back gives the same
@@ -551,7 +551,7 @@ pub(crate) fn unpoison(p: NonNull<u8>, len: usize) {
 /// # Safety
 /// The bytes are memory of the caller's that nothing uses any more.
 #[inline]
-pub(crate) unsafe fn release(p: NonNull<u8>, len: usize, fill: bool, byte: u8) {
+pub(crate) unsafe fn poison_freed(p: NonNull<u8>, len: usize, fill: bool, byte: u8) {
     if fill {
         unpoison(p, len);
         // SAFETY: by the caller's promise.

@@ -165,7 +165,7 @@ impl BlockPool {
                     return Err(e);
                 }
                 if self.report {
-                    crate::stack::overflow::register(g as usize, g as usize + self.stride);
+                    crate::guards::register(g as usize, g as usize + self.stride);
                 }
             }
         }
@@ -178,7 +178,7 @@ impl BlockPool {
     fn unregister_guards(&self, start: usize, n: usize) {
         if self.report {
             for i in 0..n {
-                crate::stack::overflow::unregister(start + i * self.stride);
+                crate::guards::unregister(start + i * self.stride);
             }
         }
     }

@@ -128,7 +128,7 @@ impl SharedChunk {
         if P::CANARIES {
             return self.bump_checked::<P>(size, align, flags);
         }
-        let round = (size + (P::MIN_ALIGN - 1)) & !(P::MIN_ALIGN - 1);
+        let round = align::round_up(size, P::MIN_ALIGN);
         if align <= P::MIN_ALIGN && round <= FETCH_ADD_MAX {
             // Acquire: the bytes may have been given back by another
             // thread's rollback (a Release exchange); see the module docs.
@@ -166,7 +166,7 @@ impl SharedChunk {
     /// header and canary too (see [`debug`]), written by the claimant.
     #[inline(always)]
     fn bump_checked<P: Policy>(&self, size: usize, align: usize, flags: u64) -> Option<NonNull<u8>> {
-        let round = (size + (P::MIN_ALIGN - 1)) & !(P::MIN_ALIGN - 1);
+        let round = align::round_up(size, P::MIN_ALIGN);
         if align <= P::MIN_ALIGN && round <= FETCH_ADD_MAX {
             // The cursor is 8-aligned and `align <= 8`: the block follows
             // its header with no pad words.
@@ -197,7 +197,7 @@ impl SharedChunk {
             }
             // No overflow: `cur < end`, a user-space address, and a
             // Layout's size and alignment.
-            let (start, next) = debug::place(cur, size, align);
+            let (start, next) = debug::place_with_header(cur, size, align);
             if next > self.end {
                 return None;
             }
@@ -394,7 +394,7 @@ impl<P: Policy> SharedArena<P> {
                 }
                 Err(AllocError) => {
                     drop(r);
-                    crate::oom(layout)
+                    crate::init::oom(layout)
                 }
             }
         }
@@ -419,7 +419,7 @@ impl<P: Policy> SharedArena<P> {
     pub fn alloc<T>(&self, value: T) -> &mut T {
         // SAFETY: a fresh block for `T`, handed out once, valid while
         // `&self` lives (reset needs `&mut`).
-        unsafe { crate::place(self.try_alloc_layout(Layout::new::<T>()), value) }
+        unsafe { crate::init::write_value(self.try_alloc_layout(Layout::new::<T>()), value) }
     }
 
     /// The `Allocator` impls' allocation: under `TRACK_LEAKS` the block is
@@ -489,7 +489,7 @@ impl<P: Policy> SharedArena<P> {
     #[allow(clippy::mut_from_ref)]
     pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> &mut [T] {
         // SAFETY: a fresh block for `src`'s layout, valid while `&self` lives.
-        unsafe { crate::place_slice_copy(self.try_alloc_layout(Layout::for_value(src)), src) }
+        unsafe { crate::init::copy_slice(self.try_alloc_layout(Layout::for_value(src)), src) }
     }
 
     /// Copies `s` into the arena.
@@ -522,8 +522,11 @@ impl<P: Policy> SharedArena<P> {
         // thread's.
         let c = unsafe { &*c };
         let start = c.start.addr().get();
-        let at =
-            if P::CANARIES { debug::place(start, size, align).0 } else { (start + align - 1) & !(align - 1) };
+        let at = if P::CANARIES {
+            debug::place_with_header(start, size, align).0
+        } else {
+            align::round_up(start, align)
+        };
         // SAFETY: inside the chunk's data, below its cursor.
         Ok(unsafe { c.start.add(at - start) })
     }
@@ -571,13 +574,13 @@ impl<P: Policy> SharedArena<P> {
         let start = unsafe { data.add(SHARED_HEADER) };
         let end = ChunkHeader::data_end(backing);
         let first = if P::CANARIES {
-            let (at, next) = debug::place(start.addr().get(), size, align);
+            let (at, next) = debug::place_with_header(start.addr().get(), size, align);
             (next <= end).then_some(align::Bump { start: at, end: next })
         } else {
             align::bump_up(start.addr().get(), end, size, align, P::MIN_ALIGN)
         };
         let Some(first) = first else {
-            chunk::release(backing);
+            chunk::give_back(backing);
             return Err(AllocError);
         };
         if P::CANARIES {
@@ -633,7 +636,7 @@ impl<P: Policy> SharedArena<P> {
         }
         // SAFETY: as in `try_alloc_layout`.
         let c = unsafe { &*self.direct.current.load(Ordering::Acquire) };
-        let round = (layout.size() + (P::MIN_ALIGN - 1)) & !(P::MIN_ALIGN - 1);
+        let round = align::round_up(layout.size(), P::MIN_ALIGN);
         let addr = ptr.addr().get();
         c.move_cursor(addr.wrapping_add(round), addr);
     }
@@ -657,7 +660,7 @@ impl<P: Policy> SharedArena<P> {
         if addr & (new.align() - 1) == 0 {
             // SAFETY: as in `try_alloc_layout`.
             let c = unsafe { &*self.direct.current.load(Ordering::Acquire) };
-            let round = |s: usize| (s + (P::MIN_ALIGN - 1)) & !(P::MIN_ALIGN - 1);
+            let round = |s: usize| align::round_up(s, P::MIN_ALIGN);
             if c.move_cursor(addr.wrapping_add(round(old.size())), addr + round(new.size())) {
                 return Ok(ptr);
             }
@@ -706,7 +709,7 @@ impl<P: Policy> SharedArena<P> {
     unsafe fn dealloc_checked(&self, ptr: NonNull<u8>, layout: Layout) {
         let Some(p) = self.in_chunk(ptr) else { return };
         let size = layout.size();
-        let round = (size + (P::MIN_ALIGN - 1)) & !(P::MIN_ALIGN - 1);
+        let round = align::round_up(size, P::MIN_ALIGN);
         // SAFETY: a live block of this arena (caller): its header is below
         // it, in its chunk, and ours until the block is given up.
         let from = ptr.addr().get() - debug::HEADER - unsafe { debug::pad_of(p) };
@@ -715,7 +718,7 @@ impl<P: Policy> SharedArena<P> {
         // SAFETY: the block and its header are ours (caller).
         unsafe {
             debug::set_flag(p, debug::FREED);
-            debug::release(p, size, P::POISON, P::POISON_BYTE);
+            debug::poison_freed(p, size, P::POISON, P::POISON_BYTE);
         }
         // SAFETY: as in `try_alloc_layout`.
         let c = unsafe { &*self.direct.current.load(Ordering::Acquire) };
@@ -740,7 +743,7 @@ impl<P: Policy> SharedArena<P> {
             return if old.size() == 0 { self.alloc_tracked(new) } else { Err(AllocError) };
         };
         if addr & (new.align() - 1) == 0 {
-            let round = |s: usize| (s + (P::MIN_ALIGN - 1)) & !(P::MIN_ALIGN - 1);
+            let round = |s: usize| align::round_up(s, P::MIN_ALIGN);
             // SAFETY: as in `try_alloc_layout`.
             let c = unsafe { &*self.direct.current.load(Ordering::Acquire) };
             let (old_end, new_end) =
@@ -870,7 +873,7 @@ impl<P: Policy> SharedArena<P> {
                 r.reserved -= ChunkHeader::size(backing);
                 r.chunks -= 1;
                 self.log_chunk(backing, false);
-                chunk::release(backing);
+                chunk::give_back(backing);
             }
             p = next;
         }
@@ -975,7 +978,7 @@ impl<P: Policy> SharedArena<P> {
                 debug::or_abort(unsafe { Self::check_chunk(c, &mut each) }, when);
             }
             // SAFETY: the chunk's used bytes are given up (caller).
-            unsafe { debug::release(c.start, c.used(), P::POISON, P::POISON_BYTE) };
+            unsafe { debug::poison_freed(c.start, c.used(), P::POISON, P::POISON_BYTE) };
         });
     }
 
@@ -1158,7 +1161,7 @@ impl<P: Policy> Drop for SharedArena<P> {
             // SAFETY: live or the sentinel; `&mut self` in drop.
             if let Some(backing) = unsafe { &*p }.chunk {
                 self.log_chunk(backing, false);
-                chunk::release(backing);
+                chunk::give_back(backing);
             }
             #[cfg(fiberalloc_loom)]
             // SAFETY: live or the sentinel, as above.
@@ -1219,7 +1222,7 @@ impl<P: Policy> Lease<'_, P> {
     pub fn alloc<T>(&self, value: T) -> &mut T {
         // SAFETY: a fresh block for `T`, valid while the lease lives
         // (`try_reset` succeeds only once every lease has ended).
-        unsafe { crate::place(self.try_alloc_layout(Layout::new::<T>()), value) }
+        unsafe { crate::init::write_value(self.try_alloc_layout(Layout::new::<T>()), value) }
     }
 
     /// A block for `layout`: a bump in the lease's block, no atomics.
@@ -1228,7 +1231,8 @@ impl<P: Policy> Lease<'_, P> {
         let cursor = self.cursor.get();
         let addr = cursor.addr().get();
         if P::CANARIES {
-            let (start, next) = debug::place(addr, layout.size(), layout.align().max(P::MIN_ALIGN));
+            let (start, next) =
+                debug::place_with_header(addr, layout.size(), layout.align().max(P::MIN_ALIGN));
             if next <= self.limit.get() && layout.size() != 0 {
                 // SAFETY: `addr <= start <= next <= limit`, inside the
                 // lease's claimed block, which only this lease uses.
@@ -1249,7 +1253,7 @@ impl<P: Policy> Lease<'_, P> {
         let mask = layout.align() - 1;
         // No overflow: as in `SharedChunk::bump`.
         let start = (addr + mask) & !mask;
-        let end = start + ((layout.size() + (P::MIN_ALIGN - 1)) & !(P::MIN_ALIGN - 1));
+        let end = start + align::round_up(layout.size(), P::MIN_ALIGN);
         if end <= self.limit.get() && layout.size() != 0 {
             // SAFETY: `addr <= start <= end <= limit`, inside the lease's
             // claimed block.
@@ -1265,7 +1269,7 @@ impl<P: Policy> Lease<'_, P> {
     pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> &mut [T] {
         // SAFETY: a fresh block for `src`'s layout, valid while the lease
         // lives.
-        unsafe { crate::place_slice_copy(self.try_alloc_layout(Layout::for_value(src)), src) }
+        unsafe { crate::init::copy_slice(self.try_alloc_layout(Layout::for_value(src)), src) }
     }
 
     /// Claims a new block (one compare-exchange) and allocates in it;
@@ -1288,7 +1292,7 @@ impl<P: Policy> Lease<'_, P> {
         let block = a.alloc_lane(&a.leased, whole, debug::LEASE)?;
         let start = block.addr().get();
         if P::CANARIES {
-            let (at, next) = debug::place(start, size, align);
+            let (at, next) = debug::place_with_header(start, size, align);
             // SAFETY: the block is this lease's, and `size + align` is far
             // below its size, so the first block with its header and
             // canary fits.
@@ -1300,8 +1304,8 @@ impl<P: Policy> Lease<'_, P> {
             // SAFETY: as above.
             return Ok(unsafe { block.add(at - start) });
         }
-        let at = (start + align - 1) & !(align - 1);
-        let end = at + ((size + (P::MIN_ALIGN - 1)) & !(P::MIN_ALIGN - 1));
+        let at = align::round_up(start, align);
+        let end = at + align::round_up(size, P::MIN_ALIGN);
         // SAFETY: `size + align <= LEASE_BLOCK / 4`, so the block and the
         // new cursor lie inside the claimed block.
         let (p, next) = unsafe { (block.add(at - start), block.add(end - start)) };

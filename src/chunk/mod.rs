@@ -14,7 +14,7 @@
 //! data area is empty, so the allocation fast path never tests for null: it
 //! simply finds no room and takes the slow path.
 //!
-//! Free chunks are not unmapped at once. [`release`] puts a chunk into this
+//! Free chunks are not unmapped at once. [`give_back`] puts a chunk into this
 //! thread's one-chunk slot, else into the process-wide [`SlotCache`], else
 //! unmaps it; [`acquire`] looks in the same places before mapping. The slot
 //! makes `Arena::new()` + first allocation + drop free of atomics and
@@ -229,7 +229,7 @@ impl Drop for SlotExit {
     fn drop(&mut self) {
         SLOT_STATE.with(|s| s.set(2));
         if let Some(c) = SLOT.with(Cell::take) {
-            release_shared(c);
+            give_back_shared(c);
         }
     }
 }
@@ -316,14 +316,14 @@ pub(crate) fn map(size: usize, guards: bool) -> std::io::Result<NonNull<ChunkHea
 
 /// Gives a chunk this arena no longer uses back: to this thread's slot, the
 /// process-wide cache, or the OS.
-pub(crate) fn release(c: NonNull<ChunkHeader>) {
+pub(crate) fn give_back(c: NonNull<ChunkHeader>) {
     debug_assert!(!ChunkHeader::is_sentinel(c));
     // Under AddressSanitizer the chunk leaves this arena usable by the next
     // owner (or by whatever the OS maps at the same address).
     crate::debug::unpoison(ChunkHeader::data_start(c), ChunkHeader::capacity(c));
     let state = SLOT_STATE.with(Cell::get);
     if state == 2 || ChunkHeader::size(c) > CACHE_MAX_CHUNK {
-        release_shared(c);
+        give_back_shared(c);
         return;
     }
     // The slot keeps the smaller chunk: short-lived arenas (the case the
@@ -343,22 +343,22 @@ pub(crate) fn release(c: NonNull<ChunkHeader>) {
         if SLOT_EXIT.try_with(|_| ()).is_ok() {
             SLOT_STATE.with(|s| s.set(1));
         } else if let Some(c) = SLOT.with(Cell::take) {
-            release_shared(c);
+            give_back_shared(c);
         }
     }
     if let Some(e) = evicted {
-        release_shared(e);
+        give_back_shared(e);
     }
 }
 
 #[cfg(fiberalloc_loom)]
-fn release_shared(c: NonNull<ChunkHeader>) {
+fn give_back_shared(c: NonNull<ChunkHeader>) {
     unmap(c);
 }
 
 /// Gives a chunk to the process-wide cache, or unmaps it.
 #[cfg(not(fiberalloc_loom))]
-fn release_shared(c: NonNull<ChunkHeader>) {
+fn give_back_shared(c: NonNull<ChunkHeader>) {
     let size = ChunkHeader::size(c);
     if size <= CACHE_MAX_CHUNK {
         // Relaxed: the byte budget is approximate under races; it bounds

@@ -8,7 +8,7 @@
 //! extra VMA per stack), and a no-access page otherwise.
 //!
 //! With the `corosensei` feature, [`FiberStack`], [`PooledStack`] and
-//! [`ArenaStack`](crate::ArenaStack) implement `corosensei::stack::Stack`:
+//! [`ArenaStack`] implement `corosensei::stack::Stack`:
 //!
 //! ```
 //! # #[cfg(feature = "corosensei")] {
@@ -26,11 +26,14 @@
 //! # }
 //! ```
 
+mod arena_stack;
 pub(crate) mod overflow;
-mod pool;
+mod stack_pool;
 
-pub use overflow::{ensure_signal_stack, install_overflow_reporter, registered_guards};
-pub use pool::{OnReturn, PooledStack, StackPool, StackPoolOptions, StackPoolStats};
+pub use crate::guards::registered_guards;
+pub use arena_stack::ArenaStack;
+pub use overflow::{ensure_signal_stack, install_overflow_reporter};
+pub use stack_pool::{OnReturn, PooledStack, StackPool, StackPoolOptions, StackPoolStats};
 
 use crate::region::Region;
 use crate::sys;
@@ -92,7 +95,7 @@ impl FiberStack {
         let region = Region::new(size, true, high_guard)?;
         let top = region.usable_end();
         let (bottom, mapped) = region.into_mapping();
-        overflow::register(bottom.as_ptr() as usize, top.as_ptr() as usize);
+        crate::guards::register(bottom.as_ptr() as usize, top.as_ptr() as usize);
         Ok(FiberStack { top, bottom, mapped })
     }
 
@@ -166,7 +169,7 @@ impl FiberStack {
 impl Drop for FiberStack {
     fn drop(&mut self) {
         if self.mapped != 0 {
-            overflow::unregister(self.bottom.as_ptr() as usize);
+            crate::guards::unregister(self.bottom.as_ptr() as usize);
             // munmap cannot fail on a whole mapping of ours; if it did, the
             // range would leak, which is safe.
             // SAFETY: `bottom..bottom + mapped` is the mapping this stack

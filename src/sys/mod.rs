@@ -50,6 +50,18 @@ mod thread;
 #[cfg(not(fiberalloc_loom))]
 pub(crate) use thread::ThreadExitKey;
 
+/// Writes `msg` to stderr with one `write(2)` and aborts the process: for
+/// states the crate cannot survive (a corrupted heap, a guard page that
+/// will not come off, a bad pointer handed to `dealloc`). Allocates
+/// nothing and is async-signal-safe, so allocator paths and signal
+/// handlers may call it.
+#[cold]
+#[inline(never)]
+pub(crate) fn fatal(msg: &[u8]) -> ! {
+    write_stderr(msg);
+    std::process::abort()
+}
+
 /// How guard pages were installed, so they can be removed the same way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(any(miri, fiberalloc_loom), allow(dead_code))]

@@ -3,9 +3,9 @@
 //! a handler on), and hands faults it does not claim to whoever handled
 //! them before.
 
+use crate::sync::plain::{AtomicUsize, Ordering};
 use std::cell::UnsafeCell;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Decides about a fault at the given address: returns only if the fault
 /// is not its business (it aborts otherwise). Runs inside the signal
@@ -86,13 +86,6 @@ pub fn ensure_alt_stack() -> io::Result<()> {
         return Err(e);
     }
     Ok(())
-}
-
-/// Writes `msg` and aborts the process (async-signal-safe).
-pub fn fatal_in_handler(msg: &[u8]) -> ! {
-    super::write_stderr(msg);
-    // SAFETY: abort has no preconditions and does not return.
-    unsafe { libc::abort() }
 }
 
 extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {

@@ -316,7 +316,7 @@ pub fn map_aligned(size: usize, align: usize) -> io::Result<NonNull<u8>> {
     let span = size.checked_add(align).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
     let raw = map(span)?;
     let start = raw.as_ptr().addr();
-    let aligned = (start + align - 1) & !(align - 1);
+    let aligned = crate::align::round_up(start, align);
     let head = aligned - start;
     let tail = span - head - size;
     // SAFETY: the head and tail are page-aligned parts of the mapping just

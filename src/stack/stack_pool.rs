@@ -23,13 +23,13 @@
 
 use super::FiberStack;
 use crate::pool::{BlockPool, BlockPoolOptions};
+use crate::sync::plain::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::sync::Mutex;
 use crate::sys;
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::mem::ManuallyDrop;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// Returned stacks a thread keeps for itself, per pool.
@@ -708,7 +708,7 @@ impl PooledStack {
             }
             let c = t.cache_for(&p);
             let counters = &c.counters;
-            let adopted = HOT.try_with(|h| {
+            let made_hot = HOT.try_with(|h| {
                 if h.len.get() != 0 {
                     return false;
                 }
@@ -730,7 +730,7 @@ impl PooledStack {
                 counters.hot_len.store(1, Ordering::Relaxed);
                 true
             });
-            if adopted == Ok(true) {
+            if made_hot == Ok(true) {
                 // The hot cache owns this strong count now.
                 let _ = Arc::into_raw(p);
             } else if c.stacks.len() < THREAD_CACHE {

@@ -1,0 +1,287 @@
+//! Frees by threads that do not own the block's chunk: runs of frees
+//! counted with one decrement, lists of the freed blocks linked through
+//! them, and the owner's adoption of those blocks back into use.
+//!
+//! A thread freeing a block of another thread's chunk adds it to its
+//! *run* for that side (small or medium): consecutive frees to one chunk
+//! (a consumer draining a producer's boxes) are counted into the chunk's
+//! live count (`count.rs`) with one atomic decrement when the run ends.
+//! Blocks of cacheable layouts are also linked into the run ([`RemoteList`])
+//! and the run's list is spliced onto the chunk's `xfree` list just before
+//! the decrement. An owner that retired a chunk while blocks in it were
+//! live (`Owner::pinned`) takes those lists back into its thread cache
+//! ([`Local::adopt_pinned`]) under a pin of the chunk's count, so that the
+//! chunk cannot be recycled while it does.
+
+use super::chunk::{own_provenance, recycle_retired, GlobalChunk};
+use super::class::{class_of, CLASSES, GRAIN, SMALL_MAX};
+use super::owner::Owner;
+use super::thread::Local;
+use crate::sync::Ordering;
+use core::ptr;
+
+/// A pinned chunk's freed blocks are taken back into use only once its
+/// owner has retired this many chunks since it (a chunk still kept after
+/// that holds stragglers; one retired just now usually holds messages in
+/// flight, which come back soon and let the whole chunk be recycled).
+pub(super) const ADOPT_AFTER: u64 = 2;
+
+/// How a block freed by another thread is kept on a chunk's `xfree` list:
+/// its first word links to the next block, with bit 0 set for a block of
+/// [`GRAIN`] bytes (class 1, with no room for more); a larger block's second
+/// word holds its size class.
+pub(super) struct RemoteList;
+
+impl RemoteList {
+    /// Writes the links of `ptr`, a block of `size` bytes being freed,
+    /// in front of `next`.
+    ///
+    /// # Safety
+    /// `ptr` is a small block of `block_size(size)` bytes, aligned to GRAIN,
+    /// that its user has freed.
+    #[inline(always)]
+    pub(super) unsafe fn link(ptr: *mut u8, size: usize, next: *mut u8) {
+        let (class, block) = class_of(size);
+        // SAFETY: the block is at least GRAIN bytes (two words when it is
+        // larger), aligned to GRAIN, and ours again (caller).
+        unsafe {
+            if block <= GRAIN {
+                ptr.cast::<*mut u8>().write(next.map_addr(|a| a | 1));
+            } else {
+                ptr.cast::<*mut u8>().write(next);
+                ptr.cast::<usize>().add(1).write(class);
+            }
+        }
+    }
+
+    /// The block after `ptr` and `ptr`'s size class.
+    ///
+    /// # Safety
+    /// `ptr` was linked by [`link`](Self::link), and the caller has
+    /// acquired that write.
+    #[inline(always)]
+    pub(super) unsafe fn read(ptr: *mut u8) -> (*mut u8, usize) {
+        // SAFETY: as `link` wrote them (caller).
+        let next = unsafe { ptr.cast::<*mut u8>().read() };
+        if next.addr() & 1 != 0 {
+            (next.map_addr(|a| a & !1), 1)
+        } else {
+            // SAFETY: a block linked without the tag has a second word.
+            (next, unsafe { ptr.cast::<usize>().add(1).read() })
+        }
+    }
+
+    /// Points the last block of a list, `tail`, at `next` (keeping its tag).
+    ///
+    /// # Safety
+    /// As for [`read`](Self::read), and nothing else reads `tail` now.
+    #[inline(always)]
+    pub(super) unsafe fn set_next(tail: *mut u8, next: *mut u8) {
+        // SAFETY: the caller's.
+        unsafe {
+            let tag = tail.cast::<*mut u8>().read().addr() & 1;
+            tail.cast::<*mut u8>().write(next.map_addr(|a| a | tag));
+        }
+    }
+}
+
+impl GlobalChunk {
+    /// Puts the list `head..=tail` of this chunk's blocks, freed by the
+    /// calling thread (which does not own the chunk), on `xfree`. Before
+    /// the count of those frees, so that the chunk cannot be recycled (and
+    /// its list emptied) first.
+    ///
+    /// # Safety
+    /// The blocks are linked by [`RemoteList::link`], lie in this chunk and
+    /// are still counted live.
+    pub(super) unsafe fn splice(&self, head: *mut u8, tail: *mut u8) {
+        // Relaxed: a guess; the exchange below checks it.
+        let mut old = self.xfree.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: the list is the caller's until the exchange succeeds.
+            unsafe { RemoteList::set_next(tail, old) };
+            // Release: publishes the links (and the blocks' last uses) to
+            // the thread that takes the list.
+            match self.xfree.compare_exchange_weak(old, head, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(now) => old = now,
+            }
+        }
+    }
+}
+
+impl Local {
+    /// Counts the free of a block of `chunk`, a chunk none of this
+    /// thread's owners bumps in, into the run of frees of its side.
+    #[inline(always)]
+    pub(super) fn count_run(&self, size: usize, chunk: *mut GlobalChunk) {
+        let side = usize::from(size > SMALL_MAX);
+        if self.pending[side].get() == chunk {
+            self.pending_frees[side].set(self.pending_frees[side].get() + 1);
+        } else {
+            self.start_run(side, chunk);
+        }
+    }
+
+    /// The free of a block of another thread's chunk: counted into the run
+    /// of frees of its side ([`count_run`](Self::count_run)) and, when
+    /// `reusable` (a cacheable layout), linked into the run's list for the
+    /// chunk's `xfree`.
+    ///
+    /// Out of line (a tail call from the free path): inlined, its registers
+    /// made every free, local ones too, save five instead of two.
+    ///
+    /// # Safety
+    /// `ptr` is a live small block of `size` bytes in `chunk`, being freed,
+    /// of a cacheable layout when `reusable`.
+    #[inline(never)]
+    pub(super) unsafe fn count_remote(
+        &self,
+        ptr: *mut u8,
+        size: usize,
+        chunk: *mut GlobalChunk,
+        reusable: bool,
+    ) {
+        self.count_run(size, chunk);
+        let side = usize::from(size > SMALL_MAX);
+        if reusable {
+            let head = self.run_head[side].get();
+            // SAFETY: the caller's.
+            unsafe { RemoteList::link(ptr, size, head) };
+            let block = own_provenance(ptr);
+            if head.is_null() {
+                self.run_tail[side].set(block);
+            }
+            self.run_head[side].set(block);
+        }
+    }
+
+    /// Counts the run of pending frees on `side` into its chunk and starts
+    /// a new one with one free of a block of `chunk`.
+    #[inline(never)]
+    pub(super) fn start_run(&self, side: usize, chunk: *mut GlobalChunk) {
+        self.flush_run(side);
+        self.pending[side].set(chunk);
+        self.pending_frees[side].set(1);
+    }
+
+    /// Takes back into the thread cache the blocks that other threads
+    /// freed in chunks `owner` retired at least [`ADOPT_AFTER`] retirements
+    /// ago and that live blocks still keep from being recycled (see
+    /// `RemoteCount::pin`). Returns whether it took any. Stops at the
+    /// cache's limit; the blocks left over stay free in their chunk until
+    /// it is recycled. A chunk whose list is empty costs one load (no
+    /// read-modify-write), so chunks kept for good cost the slow path
+    /// little.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn adopt_pinned(&self, owner: &Owner) -> bool {
+        let now = owner.retired.get();
+        let mut any = false;
+        for (slot, at) in owner.pinned.iter().zip(&owner.pinned_at) {
+            let chunk = slot.get();
+            if chunk.is_null()
+                || now - at.get() < ADOPT_AFTER
+                || self.cache.bytes.get() >= self.cache.limit.get()
+            {
+                continue;
+            }
+            // SAFETY: chunk headers stay mapped for the life of the
+            // process, recycled or not.
+            let header = unsafe { &*chunk };
+            // Relaxed: a look; the swap below acquires what it takes.
+            if header.xfree.load(Ordering::Relaxed).is_null() {
+                continue;
+            }
+            if !header.count.pin() {
+                // Recycled (or owned again): forget it.
+                slot.set(ptr::null_mut());
+                continue;
+            }
+            // Acquire: the blocks' links and their last uses, published by
+            // the splices.
+            let mut block = header.xfree.swap(ptr::null_mut(), Ordering::Acquire);
+            let mut taken = 0;
+            while !block.is_null() && self.cache.bytes.get() < self.cache.limit.get() {
+                // SAFETY: a block on the list was linked by a thread that
+                // freed it, and the swap acquired that.
+                let (next, class) = unsafe { RemoteList::read(block) };
+                if class == 0 || class >= CLASSES {
+                    // Not a link this allocator wrote (a use after free
+                    // overwrote it): leave the rest alone.
+                    break;
+                }
+                // SAFETY: a freed block of this chunk of `class_size(class)`
+                // bytes, aligned to GRAIN; the pin keeps the chunk
+                // unrecycled, and `count.adopt` below counts it live again.
+                unsafe { self.cache.push_adopted(block, class) };
+                taken += 1;
+                block = next;
+            }
+            if taken != 0 {
+                header.count.adopt(taken);
+            }
+            if header.count.unpin() {
+                // Nothing taken and nothing else live: we recycle it.
+                slot.set(ptr::null_mut());
+                // SAFETY: ours to recycle, once (see `count`).
+                unsafe { recycle_retired(chunk) };
+            }
+            any |= taken != 0;
+        }
+        any
+    }
+
+    /// Counts the pending frees into their chunk (recycling it if they
+    /// were its last live blocks).
+    #[inline(never)]
+    pub(super) fn flush_pending(&self) {
+        self.flush_run(0);
+        self.flush_run(1);
+    }
+
+    /// Counts one run of pending frees into its chunk, after putting its
+    /// reusable blocks on the chunk's `xfree` list.
+    #[inline(always)]
+    pub(super) fn flush_run(&self, side: usize) {
+        let chunk = self.pending[side].replace(ptr::null_mut());
+        let n = self.pending_frees[side].replace(0);
+        let head = self.run_head[side].replace(ptr::null_mut());
+        let tail = self.run_tail[side].replace(ptr::null_mut());
+        if !chunk.is_null() {
+            if !head.is_null() {
+                // SAFETY: the run's blocks were linked by `count_remote`,
+                // lie in `chunk`, and count as live until the decrement
+                // below.
+                unsafe { (*chunk).splice(head, tail) };
+            }
+            // SAFETY: the pending frees count as live blocks of `chunk`
+            // until now, so it has not been recycled.
+            unsafe { free_remote_n(chunk, n) };
+        }
+    }
+}
+
+/// # Safety
+/// A live block of `chunk` is being freed by a thread that does not own
+/// the chunk.
+#[inline(always)]
+pub(super) unsafe fn free_remote(chunk: *mut GlobalChunk) {
+    // SAFETY: the chunk holds a live block, so it is not recycled.
+    if unsafe { &*chunk }.count.free_remote() {
+        // SAFETY: that was the retired chunk's last live block.
+        unsafe { recycle_retired(chunk) };
+    }
+}
+
+/// # Safety
+/// `n` live blocks of `chunk` are being freed by a thread that does not
+/// own the chunk.
+#[inline(always)]
+pub(super) unsafe fn free_remote_n(chunk: *mut GlobalChunk, n: usize) {
+    // SAFETY: the chunk holds a live block, so it is not recycled.
+    if unsafe { &*chunk }.count.free_remote_n(n) {
+        // SAFETY: those were the retired chunk's last live blocks.
+        unsafe { recycle_retired(chunk) };
+    }
+}

@@ -1,0 +1,190 @@
+//! A thread's allocator state: its two owners, its cache and counters,
+//! its runs of remote frees; how it is reached, registered and retired at
+//! thread exit.
+//!
+//! The state is a `const`-initialised thread-local without a destructor
+//! ([`with_local`]), so reaching it never allocates or registers anything.
+//! A thread's first slow path arms a POSIX thread key ([`Local::activate`])
+//! whose destructor flushes the cache, retires both chunks and folds the
+//! counters into the shared ones; allocations after that go through the
+//! shared fallback owner.
+
+use super::cache::ThreadCache;
+use super::chunk::GlobalChunk;
+use super::class::SMALL_MAX;
+use super::fork::arm_fork_handlers;
+use super::owner::Owner;
+use super::stats::{Counters, REGISTRY, SHARED_COUNTS};
+use crate::sync::Ordering;
+use crate::sys;
+use core::cell::Cell;
+use core::ffi::c_void;
+use core::ptr::{self, NonNull};
+
+pub(super) const FRESH: u8 = 0;
+pub(super) const ACTIVE: u8 = 1;
+pub(super) const EXITED: u8 = 2;
+
+/// A thread's allocator state.
+pub(super) struct Local {
+    /// The thread's two bump chunks: blocks of at most [`SMALL_MAX`] bytes
+    /// (strings, boxes, small vectors) from the first, larger ones (tree
+    /// nodes, hash tables, buffers) from the second. Kept apart, a program's
+    /// structures of large nodes are packed densely instead of interleaved
+    /// with the small objects they point to: a search through a B-tree of
+    /// 1,000,000 entries touches a third fewer pages. A block's chunk, not
+    /// its size, decides which owner counts its free (a block grown in
+    /// place may cross [`SMALL_MAX`]).
+    pub(super) owners: [Owner; 2],
+    pub(super) cache: ThreadCache,
+    pub(super) counters: Counters,
+    pub(super) state: Cell<u8>,
+    /// A chunk this thread does not bump in, and how many of its blocks the
+    /// thread has freed since its last decrement of the chunk's count:
+    /// consecutive frees to one chunk (a consumer draining what a producer
+    /// made) cost one atomic decrement per run instead of one each. One
+    /// run for each owner's sizes, so a consumer freeing small messages
+    /// and the larger queue blocks that held them keeps both runs going.
+    pub(super) pending: [Cell<*mut GlobalChunk>; 2],
+    pub(super) pending_frees: [Cell<usize>; 2],
+    /// The blocks of each pending run that may be reused (of cacheable
+    /// layouts), linked first to last ([`RemoteList`](super::remote::RemoteList)), for the chunk's
+    /// `xfree` list when the run is counted.
+    pub(super) run_head: [Cell<*mut u8>; 2],
+    pub(super) run_tail: [Cell<*mut u8>; 2],
+}
+
+thread_local! {
+    static LOCAL: Local = const {
+        Local {
+            owners: [Owner::new(), Owner::new()],
+            cache: ThreadCache::new(),
+            counters: Counters::new(),
+            state: Cell::new(FRESH),
+            pending: [const { Cell::new(ptr::null_mut()) }; 2],
+            pending_frees: [const { Cell::new(0) }; 2],
+            run_head: [const { Cell::new(ptr::null_mut()) }; 2],
+            run_tail: [const { Cell::new(ptr::null_mut()) }; 2],
+        }
+    };
+}
+
+/// Runs `f` on the calling thread's [`Local`], or returns `Err` when the
+/// thread-local cannot be reached. The closure given to `try_with` only
+/// takes the address, so it is always inlined (a large closure made
+/// `try_with` an out-of-line call on every allocation and free).
+#[inline(always)]
+pub(super) fn with_local<R>(f: impl FnOnce(&Local) -> R) -> Result<R, ()> {
+    match LOCAL.try_with(ptr::from_ref) {
+        // SAFETY: `LOCAL` is const-initialised and has no destructor, so
+        // its storage stays in place for the whole life of the thread, and
+        // the reference is used only by this thread during this call.
+        Ok(l) => Ok(f(unsafe { &*l })),
+        Err(_) => Err(()),
+    }
+}
+
+impl Local {
+    /// The owner that bumps blocks of `size` bytes.
+    #[inline(always)]
+    pub(super) fn owner_for(&self, size: usize) -> &Owner {
+        &self.owners[usize::from(size > SMALL_MAX)]
+    }
+
+    /// Whether an owner hint (`GlobalChunk::owner`) names one of this
+    /// thread's owners.
+    #[inline(always)]
+    pub(super) fn owns_hint(&self, hint: usize) -> bool {
+        hint.wrapping_sub(ptr::from_ref(&self.owners).addr()) < core::mem::size_of::<[Owner; 2]>()
+    }
+
+    /// Frees a block into its chunk's count: in place when it is in the
+    /// thread's current chunk, atomically otherwise.
+    ///
+    /// # Safety
+    /// `ptr` is a live small block of `size` bytes in `chunk`.
+    #[inline(always)]
+    pub(super) unsafe fn free_to_chunk(&self, ptr: *mut u8, size: usize, chunk: *mut GlobalChunk) {
+        if let Some(owner) = self.owners.iter().find(|o| o.chunk.get() == chunk) {
+            // SAFETY: the block is live and in our chunk (caller).
+            unsafe { owner.free_local(ptr, size) };
+        } else {
+            // Not linked for reuse: this thread owned the chunk (the block
+            // comes from its cache, or it frees what it built without
+            // allocating), and writing into every block of a teardown
+            // cost the strings workload 7%.
+            self.count_run(size, chunk);
+        }
+    }
+}
+
+/// Runs at thread exit (a POSIX thread-key destructor): retires the
+/// thread's chunk and unregisters its counters.
+///
+/// # Safety
+/// Called by the C library on the exiting thread; the argument is unused.
+pub(super) unsafe extern "C" fn on_thread_exit(_: *mut c_void) {
+    let _ = LOCAL.try_with(|l| {
+        l.flush_cache();
+        for owner in &l.owners {
+            owner.retire();
+        }
+        l.state.set(EXITED);
+        let me: *const Counters = &l.counters;
+        REGISTRY.with(|r| {
+            // Unlink our counters and fold them into the shared ones.
+            let mut link: *const Counters = r.0;
+            let mut prev: *const Counters = ptr::null();
+            while !link.is_null() && link != me {
+                prev = link;
+                // SAFETY: registered counters are valid under the lock.
+                link = unsafe { &*link }.next.load(Ordering::Relaxed);
+            }
+            if link == me {
+                let next = l.counters.next.load(Ordering::Relaxed);
+                if prev.is_null() {
+                    r.0 = next;
+                } else {
+                    // SAFETY: as above.
+                    unsafe { &*prev }.next.store(next, Ordering::Relaxed);
+                }
+            }
+            l.counters.fold_into(&SHARED_COUNTS);
+        });
+    });
+}
+
+pub(super) static EXIT_KEY: sys::ThreadExitKey = sys::ThreadExitKey::new(on_thread_exit);
+
+impl Local {
+    /// First slow path of a thread: arm the exit hook and register the
+    /// counters. A thread whose hook cannot be armed uses the fallback
+    /// (else its chunk would never be retired).
+    #[cold]
+    pub(super) fn activate(&self) -> bool {
+        arm_fork_handlers();
+        // SAFETY: any non-null value works; the destructor ignores it.
+        let arg = unsafe { NonNull::new_unchecked(ptr::from_ref(self).cast_mut().cast::<c_void>()) };
+        if EXIT_KEY.arm(arg).is_err() {
+            self.state.set(EXITED);
+            return false;
+        }
+        let me = ptr::from_ref(&self.counters).cast_mut();
+        REGISTRY.with(|r| {
+            self.counters.next.store(r.0.cast_mut(), Ordering::Relaxed);
+            r.0 = me;
+        });
+        self.state.set(ACTIVE);
+        true
+    }
+}
+
+/// Gives the calling thread's cached free blocks back to their chunks
+/// ([`GlobalArena::flush_thread_cache`](super::GlobalArena::flush_thread_cache)).
+pub(super) fn flush_cache() {
+    let _ = LOCAL.try_with(|l| {
+        if l.state.get() == ACTIVE {
+            l.flush_cache();
+        }
+    });
+}
