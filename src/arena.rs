@@ -59,6 +59,7 @@ use crate::debug::{self, Corruption, Event, Leak};
 use crate::policy::{Fast, Policy};
 use crate::stats::Stats;
 use crate::sys::{self, GuardKind};
+use crate::walk;
 use crate::AllocError;
 use core::alloc::Layout;
 use core::cell::Cell;
@@ -1118,34 +1119,15 @@ impl<P: Policy> Arena<P> {
             return;
         }
         if P::CANARIES {
-            self.sweep(c, from, to, when);
+            let leaks = P::TRACK_LEAKS && matches!(when, When::Drop);
+            // SAFETY: `from..to` is used data of the chunk, laid out by the
+            // canary paths since the cursor stood at `from`; the arena is
+            // not `Sync`, so no other thread writes it.
+            unsafe { walk::sweep(c, from, to, leaks, self.id(), when.name()) };
         }
         // SAFETY: `from..to` is used data of chunk `c` that the caller is
         // giving up; nothing refers to it any more.
         unsafe { debug::poison_freed(from, to - from.addr().get(), P::POISON, P::POISON_BYTE) };
-    }
-
-    /// The checks of [`give_up`](Self::give_up), out of line.
-    #[cold]
-    #[inline(never)]
-    fn sweep(&self, c: NonNull<ChunkHeader>, from: NonNull<u8>, to: usize, when: When) {
-        let chunk = c.addr().get();
-        if !ChunkHeader::intact(c) {
-            debug::corruption_abort(&Corruption::ChunkHeader { chunk }, when.name());
-        }
-        let leaks = P::TRACK_LEAKS && matches!(when, When::Drop);
-        let arena = self.id();
-        // SAFETY: `from..to` is used data of the chunk, laid out by the
-        // canary allocation paths since the cursor stood at `from`.
-        let r = unsafe {
-            debug::walk(chunk, from, to, |b| {
-                if leaks && b.flags & (debug::TRACKED | debug::FREED) == debug::TRACKED {
-                    debug::report_leak(arena, Leak { addr: b.addr, size: b.size });
-                }
-                Ok(())
-            })
-        };
-        debug::or_abort(r, when.name());
     }
 
     /// Stops counting `c` as this arena's and gives it back.
@@ -1357,38 +1339,9 @@ impl<P: Policy> Arena<P> {
         if self.consumed() < self.padding.get() {
             return Err(e("more padding than consumed bytes"));
         }
-        if P::CANARIES {
-            let mut r = Ok(());
-            let mut cur = self.spare.get();
-            while let Some(c) = cur {
-                if !ChunkHeader::intact(c) {
-                    return Err(Corruption::ChunkHeader { chunk: c.addr().get() });
-                }
-                // SAFETY: spare chunks are owned and live.
-                cur = unsafe { c.as_ref() }.prev.get();
-            }
-            self.for_each_chunk(|c, end| {
-                if r.is_ok() {
-                    r = Self::check_chunk(c, end, |_| Ok(()));
-                }
-            });
-            r?;
-        }
-        Ok(())
-    }
-
-    /// Checks chunk `c`'s header and walks its blocks up to `end`.
-    fn check_chunk(
-        c: NonNull<ChunkHeader>,
-        end: usize,
-        f: impl FnMut(debug::Block) -> Result<(), Corruption>,
-    ) -> Result<(), Corruption> {
-        if !ChunkHeader::intact(c) {
-            return Err(Corruption::ChunkHeader { chunk: c.addr().get() });
-        }
-        // SAFETY: `c` is a chunk of this arena holding blocks up to `end`,
-        // all laid out by the canary paths (the policy has canaries).
-        unsafe { debug::walk(c.addr().get(), ChunkHeader::data_start(c), end, f) }
+        // SAFETY: the arena is not `Sync`: no other thread writes its
+        // blocks while the walk reads them.
+        unsafe { walk::validate(self) }
     }
 
     /// The blocks still live that were allocated through a
@@ -1412,18 +1365,11 @@ impl<P: Policy> Arena<P> {
     /// assert_eq!((leaks[0].addr, leaks[0].size), (kept.as_ptr() as usize, 24));
     /// ```
     pub fn leaks(&self) -> Vec<Leak> {
-        let mut out = Vec::new();
-        if P::TRACK_LEAKS {
-            self.for_each_chunk(|c, end| {
-                let _ = Self::check_chunk(c, end, |b| {
-                    if b.flags & (debug::TRACKED | debug::FREED) == debug::TRACKED {
-                        out.push(Leak { addr: b.addr, size: b.size });
-                    }
-                    Ok(())
-                });
-            });
+        if !P::TRACK_LEAKS {
+            return Vec::new();
         }
-        out
+        // SAFETY: as in `validate`.
+        unsafe { walk::leaks(self) }
     }
 
     /// A picture of the arena's chunks for [`report::svg`](crate::report::svg):
@@ -1432,70 +1378,44 @@ impl<P: Policy> Arena<P> {
     /// no per-block records, a chunk's used bytes all count as live; the
     /// arena-wide padding is in [`stats`](Self::stats).
     pub fn memory_map(&self) -> crate::report::MemoryMap {
-        use crate::report::{ChunkState, ChunkUsage};
-        let guard = |c| if ChunkHeader::guarded(c) { 2 * sys::page_size() } else { 0 };
-        let mut chunks = Vec::new();
-        let current = self.current.get();
-        self.for_each_chunk(|c, end| {
-            let start = ChunkHeader::data_start(c).addr().get();
-            let used = end - start;
-            let mut live = used;
-            if P::CANARIES {
-                live = 0;
-                let _ = Self::check_chunk(c, end, |b| {
-                    if b.flags & debug::FREED == 0 {
-                        live += b.size;
-                    }
-                    Ok(())
-                });
-            }
-            let state = if c == current { ChunkState::Current } else { ChunkState::Full };
-            chunks.push(ChunkUsage {
-                addr: c.addr().get(),
-                state,
-                header: HEADER_SIZE,
-                live,
-                padding: used - live,
-                free: ChunkHeader::data_end(c) - end,
-                guard: guard(c),
-            });
-        });
-        let mut cur = self.spare.get();
-        while let Some(c) = cur {
-            chunks.push(ChunkUsage {
-                addr: c.addr().get(),
-                state: ChunkState::Spare,
-                header: HEADER_SIZE,
-                live: 0,
-                padding: 0,
-                free: ChunkHeader::capacity(c),
-                guard: guard(c),
-            });
-            // SAFETY: spare chunks are owned and live.
-            cur = unsafe { c.as_ref() }.prev.get();
-        }
-        let policy = core::any::type_name::<P>().rsplit("::").next().unwrap_or("?");
-        crate::report::MemoryMap { title: format!("Arena<{policy}>"), chunks, note: None }
+        let title = format!("Arena<{}>", walk::policy_name::<P>());
+        // SAFETY: as in `validate`.
+        unsafe { walk::memory_map(self, title) }
     }
 
     /// Whether `ptr` lies in one of this arena's chunks (data areas).
     pub fn contains(&self, ptr: *const u8) -> bool {
-        let addr = ptr.addr();
-        let inside = |list: Option<NonNull<ChunkHeader>>| {
-            let mut cur = list;
-            while let Some(c) = cur {
-                if ChunkHeader::data_start(c).addr().get() <= addr && addr < ChunkHeader::data_end(c) {
-                    return true;
-                }
-                // SAFETY: chunks on the arena's lists are owned and live.
-                cur = unsafe { c.as_ref() }.prev.get();
-            }
-            false
-        };
+        walk::contains(self, ptr.addr())
+    }
+}
+
+// SAFETY: the chunks named are on the arena's lists, owned and live while
+// it is borrowed; a used chunk's blocks end at the cursor (the current
+// chunk) or at its recorded `used_end`, and under `CANARIES` every
+// allocation path writes block headers and canaries.
+unsafe impl<P: Policy> walk::Chunks for Arena<P> {
+    const CANARIES: bool = P::CANARIES;
+
+    fn used(&self, mut f: impl FnMut(walk::Used)) {
         let current = self.current.get();
-        (!ChunkHeader::is_sentinel(current) && inside(Some(current)))
-            || inside(self.spare.get())
-            || inside(self.big.get())
+        self.for_each_chunk(|c, end| {
+            f(walk::Used {
+                chunk: c,
+                start: ChunkHeader::data_start(c),
+                end,
+                limit: ChunkHeader::data_end(c),
+                current: c == current,
+            })
+        });
+    }
+
+    fn spare(&self, mut f: impl FnMut(NonNull<ChunkHeader>)) {
+        let mut cur = self.spare.get();
+        while let Some(c) = cur {
+            f(c);
+            // SAFETY: spare chunks are owned and live.
+            cur = unsafe { c.as_ref() }.prev.get();
+        }
     }
 }
 

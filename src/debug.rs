@@ -190,6 +190,21 @@ pub(crate) struct Block {
     pub(crate) flags: u64,
 }
 
+impl Block {
+    /// Whether the block is a leak: allocated through a tracked
+    /// (`dealloc`-capable) path and not freed.
+    pub(crate) fn is_leak(&self) -> bool {
+        self.flags & (TRACKED | FREED) == TRACKED
+    }
+
+    /// Whether the block's bytes count as live in a memory map: not freed,
+    /// and not a lease block (whose bytes are counted through the blocks
+    /// inside it).
+    pub(crate) fn is_live(&self) -> bool {
+        self.flags & (FREED | LEASE) == 0
+    }
+}
+
 /// Walks the blocks of chunk `chunk` from `from` (a position the cursor
 /// once had) up to `to` (or an end mark), checking each header and
 /// canary; calls `f` on each block that checks out (and stops at its

@@ -67,6 +67,7 @@ pub mod stack;
 mod stats;
 mod sync;
 mod sys;
+mod walk;
 
 /// Internals the loom models check directly (built only under
 /// `--cfg fiberalloc_loom`, where `sys` is the heap stand-in and the chunk

@@ -1,65 +1,5 @@
-//! `SharedArena`: a bump arena many threads allocate from at once.
-//!
-//! # How it works
-//!
-//! Each chunk of a shared arena starts its data area with a [`SharedChunk`]
-//! header: an atomic cursor and the (immutable) end of the chunk. The arena
-//! holds an atomic pointer to the current chunk. An allocation loads that
-//! pointer, then runs a compare-exchange loop on the chunk's cursor: compute
-//! the aligned block from the cursor value, and move the cursor past it if
-//! no other thread moved it first. That is the whole fast path: one atomic
-//! read-modify-write, no lock.
-//!
-//! When the block does not fit, the allocating thread takes the arena's
-//! refill lock, looks again (another thread may have installed a chunk
-//! while it waited), and only if there is still no room maps or takes a
-//! cached chunk, places its own block in it *before* publishing it with a
-//! `Release` store of the current pointer. So exactly one thread installs
-//! each chunk, the waiting threads allocate from it, and no chunk is mapped
-//! in vain. A thread that still holds the old chunk pointer may go on using
-//! what is left in it: old chunks stay mapped until `reset`/drop, which take
-//! `&mut self`.
-//!
-//! Blocks too large for the next chunk get a chunk of their own, linked
-//! under the lock. Giving back, growing or shrinking the block that ends at
-//! the current cursor is a compare-exchange of the cursor from the block's
-//! end; it fails harmlessly if another thread allocated in between.
-//!
-//! # Leases
-//!
-//! A [`Lease`] is a per-thread handle whose allocations are bounded by the
-//! lease's lifetime. It claims blocks of [`LEASE_BLOCK`] bytes from a
-//! second lane of chunks with the same one-CAS path, then bumps inside its
-//! block with plain `Cell`s, so allocating through a lease costs about what
-//! [`Arena`](crate::Arena) costs and does not contend. The arena counts live
-//! leases; [`SharedArena::try_reset`] moves that count from 0 to a
-//! "resetting" mark (so no lease can start meanwhile), rewinds the lease
-//! lane, and puts the count back to 0. Direct allocations (through
-//! `&SharedArena`) live in the other lane, which `try_reset` never touches:
-//! their references are bounded by the arena borrow, not by a lease.
-//!
-//! # Orderings
-//!
-//! - `current` is stored with `Release` after the new chunk's header (and
-//!   the installer's own block placement) is written, and loaded with
-//!   `Acquire`, so a thread that sees the chunk sees its header.
-//! - Disjointness needs only the atomicity of the cursor's
-//!   read-modify-writes (successful ones form one chain in its modification
-//!   order). But bytes can change hands without a reset: giving back the
-//!   last block moves the cursor down, and the next allocation takes the
-//!   same bytes, possibly on another thread. So the give-back exchange is
-//!   `Release` and every claim (`fetch_add`, exchange) is `Acquire`: the
-//!   previous owner's accesses happen before the new owner's (each
-//!   read-modify-write continues the release sequence, so claims in between
-//!   do not break the chain). Miri's data-race detector caught the earlier
-//!   all-`Relaxed` version; on x86 both compile to the same instructions.
-//! - Other reuse comes after `reset(&mut self)` (exclusive) or `try_reset`,
-//!   which synchronises with every lease through the lease count.
-//! - A lease's drop decrements the count with `Release`; `try_reset`'s
-//!   exchange from 0 is `Acquire`, so every access a lease made to its
-//!   blocks happens before the reset rewinds them. The reset stores 0 with
-//!   `Release`, and `lease()` increments with `Acquire`, so a new lease sees
-//!   the rewound cursors.
+//! [`SharedArena`]: two lanes of shared chunks, the refill lock, resets and
+//! the walks over its chunks.
 
 use crate::align;
 use crate::chunk::{self, ChunkHeader, ChunkRequest, HEADER_SIZE};
@@ -73,186 +13,14 @@ use core::cell::Cell;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
-/// Bytes a lease claims from the shared lane at a time.
-pub const LEASE_BLOCK: usize = 4096;
-
-/// The header at the start of a shared chunk's data area.
-///
-/// Invariants: `start <= cursor`, and every block handed out lies in
-/// `start..end`; the cursor may pass `end` (a small `fetch_add` that did not
-/// fit leaves it there, and the chunk counts as full); `start`, `end` and
-/// `chunk` never change while the chunk is in an arena; `start` is 64-byte
-/// aligned, so the cursor stays a multiple of `MIN_ALIGN`.
-#[repr(C, align(64))]
-pub(crate) struct SharedChunk {
-    /// One past the last data byte.
-    end: usize,
-    /// First data byte (for rewinding; blocks take their provenance from
-    /// it).
-    start: NonNull<u8>,
-    /// The backing chunk; `None` for the empty sentinel.
-    chunk: Option<NonNull<ChunkHeader>>,
-    /// The next older chunk of the same lane (written under the lock or
-    /// with `&mut` only).
-    prev: Cell<*mut SharedChunk>,
-    /// Address of the next free byte, on a cache line of its own: threads
-    /// contend for it, while the fields above are only read.
-    cursor: CursorLine,
-}
-
-/// The cursor, alone on its cache line.
-#[repr(C, align(64))]
-struct CursorLine(AtomicUsize);
-
-impl core::ops::Deref for CursorLine {
-    type Target = AtomicUsize;
-    fn deref(&self) -> &AtomicUsize {
-        &self.0
-    }
-}
-
-/// Bytes the shared header takes at the start of a chunk's data area.
-const SHARED_HEADER: usize = core::mem::size_of::<SharedChunk>();
-
-/// Requests up to this size with an alignment up to `MIN_ALIGN` take the
-/// single-`fetch_add` path; a miss wastes at most this much of a chunk's
-/// tail per racing thread.
-const FETCH_ADD_MAX: usize = 256;
-
-impl SharedChunk {
-    /// Claims `size` bytes at `align`: one `fetch_add` for small requests
-    /// at most `MIN_ALIGN`-aligned, else a compare-exchange loop. `None` if
-    /// the chunk has no room.
-    #[inline(always)]
-    fn bump<P: Policy>(&self, size: usize, align: usize, flags: u64) -> Option<NonNull<u8>> {
-        if P::CANARIES {
-            return self.bump_checked::<P>(size, align, flags);
-        }
-        let round = align::round_up(size, P::MIN_ALIGN);
-        if align <= P::MIN_ALIGN && round <= FETCH_ADD_MAX {
-            // Acquire: the bytes may have been given back by another
-            // thread's rollback (a Release exchange); see the module docs.
-            // The cursor is a multiple of MIN_ALIGN: no padding needed.
-            let at = self.cursor.fetch_add(round, Ordering::Acquire);
-            if at + round <= self.end {
-                return Some(self.block_at(at));
-            }
-            // Did not fit: the cursor now lies past the end (by at most
-            // FETCH_ADD_MAX per racing thread) and the chunk is full.
-            return None;
-        }
-        // Relaxed: only the first guess; the exchange below decides.
-        let mut cur = self.cursor.load(Ordering::Relaxed);
-        let mask = align - 1;
-        loop {
-            // Checked: the sentinel's cursor sits half-way up the address
-            // range, where a huge request could overflow.
-            let end = cur.checked_add(mask).and_then(|s| (s & !mask).checked_add(round))?;
-            if end > self.end {
-                return None;
-            }
-            let start = end - round;
-            // Acquire on success, as for the `fetch_add` above. Relaxed on
-            // failure: another thread moved the cursor; retry from its new
-            // value (nothing is read through it).
-            match self.cursor.compare_exchange_weak(cur, end, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => return Some(self.block_at(start)),
-                Err(now) => cur = now,
-            }
-        }
-    }
-
-    /// [`bump`](Self::bump) under canaries: the claim covers the block's
-    /// header and canary too (see [`debug`]), written by the claimant.
-    #[inline(always)]
-    fn bump_checked<P: Policy>(&self, size: usize, align: usize, flags: u64) -> Option<NonNull<u8>> {
-        let round = align::round_up(size, P::MIN_ALIGN);
-        if align <= P::MIN_ALIGN && round <= FETCH_ADD_MAX {
-            // The cursor is 8-aligned and `align <= 8`: the block follows
-            // its header with no pad words.
-            let span = debug::HEADER + round + debug::TAIL;
-            // Acquire: as in `bump`.
-            let at = self.cursor.fetch_add(span, Ordering::Acquire);
-            if at + span <= self.end {
-                let from = self.block_at(at);
-                // SAFETY: the claim `at..at + span` is this thread's alone
-                // and lies inside the chunk's data.
-                unsafe { debug::write_block(from, 0, size, flags) };
-                return Some(self.block_at(at + debug::HEADER));
-            }
-            if at < self.end {
-                // The first claim past the end: the chunk's blocks stop
-                // here. Nobody else can claim `at..end` (the cursor stays
-                // past the end), and both are multiples of 8.
-                // SAFETY: 8 bytes inside the data no block uses.
-                unsafe { debug::write_end(self.block_at(at)) };
-            }
-            return None;
-        }
-        // Relaxed: only the first guess; the exchange decides.
-        let mut cur = self.cursor.load(Ordering::Relaxed);
-        loop {
-            if cur >= self.end {
-                return None;
-            }
-            // No overflow: `cur < end`, a user-space address, and a
-            // Layout's size and alignment.
-            let (start, next) = debug::place_with_header(cur, size, align);
-            if next > self.end {
-                return None;
-            }
-            // Acquire on success, Relaxed on failure: as in `bump`.
-            match self.cursor.compare_exchange_weak(cur, next, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => {
-                    // SAFETY: the claim `cur..next` is this thread's.
-                    unsafe {
-                        debug::write_block(self.block_at(cur), start - debug::HEADER - cur, size, flags)
-                    };
-                    return Some(self.block_at(start));
-                }
-                Err(now) => cur = now,
-            }
-        }
-    }
-
-    /// The block at address `at` (inside `start..end`), with the chunk's
-    /// provenance.
-    #[inline(always)]
-    fn block_at(&self, at: usize) -> NonNull<u8> {
-        // SAFETY: callers pass an address in `start..=end`, inside this
-        // chunk's data (or one past it), so it is in bounds and not null.
-        unsafe { self.start.add(at - self.start.addr().get()) }
-    }
-
-    /// Moves the cursor from `from` to `to` if nobody moved it since.
-    #[inline]
-    fn move_cursor(&self, from: usize, to: usize) -> bool {
-        if to > self.end {
-            return false;
-        }
-        // AcqRel on success: Release so that this thread's accesses to the
-        // bytes it gives back (moving the cursor down) happen before the
-        // next thread's Acquire that claims them; Acquire so that bytes it
-        // takes (moving the cursor up) were released by whoever gave them
-        // back. Relaxed on failure: another thread allocated after the
-        // block (or the cursor is elsewhere); nothing changes.
-        self.cursor.compare_exchange(from, to, Ordering::AcqRel, Ordering::Relaxed).is_ok()
-    }
-
-    fn used(&self) -> usize {
-        self.cursor.load(Ordering::Relaxed).min(self.end) - self.start.addr().get()
-    }
-}
-
-// SAFETY: the header's shared state is atomic; `prev` is only written under
-// the arena's lock or with `&mut SharedArena`.
-unsafe impl Sync for SharedChunk {}
-// SAFETY: as above; the pointers it holds name chunks owned by the arena.
-unsafe impl Send for SharedChunk {}
+use super::chunk::{CursorLine, SharedChunk, SHARED_HEADER};
+use super::lease::sentinel_cursor;
+use super::lease::Lease;
+use crate::walk;
 
 /// One list of chunks with its current chunk: the arena has a lane for
 /// direct allocations and one for leases.
-struct Lane {
+pub(super) struct Lane {
     current: AtomicPtr<SharedChunk>,
 }
 
@@ -292,8 +60,8 @@ const RESETTING: usize = usize::MAX;
 /// ```
 pub struct SharedArena<P: Policy = Fast> {
     direct: Lane,
-    leased: Lane,
-    leases: AtomicUsize,
+    pub(super) leased: Lane,
+    pub(super) leases: AtomicUsize,
     refill: Mutex<Refill>,
     _policy: PhantomData<P>,
 }
@@ -466,7 +234,7 @@ impl<P: Policy> SharedArena<P> {
 
     /// Tells the log hook of a block handed out (policies with `LOG_EVENTS`).
     #[inline(always)]
-    fn log_alloc(&self, block: NonNull<u8>, layout: Layout) {
+    pub(super) fn log_alloc(&self, block: NonNull<u8>, layout: Layout) {
         if P::LOG_EVENTS {
             let (addr, size, align) = (block.addr().get(), layout.size(), layout.align());
             debug::log(Event::Alloc { arena: self.id(), addr, size, align });
@@ -928,34 +696,6 @@ impl<P: Policy> SharedArena<P> {
         }
     }
 
-    /// Checks one chunk's header and walks its blocks (and the blocks
-    /// inside lease blocks), calling `f` on each.
-    ///
-    /// # Safety
-    /// No other thread writes the chunk's blocks meanwhile (`&mut self`, or
-    /// the lease lane held by `try_reset`).
-    unsafe fn check_chunk(
-        c: &SharedChunk,
-        f: &mut impl FnMut(debug::Block) -> Result<(), Corruption>,
-    ) -> Result<(), Corruption> {
-        let Some(backing) = c.chunk else { return Ok(()) };
-        let chunk = backing.addr().get();
-        if !ChunkHeader::intact(backing) {
-            return Err(Corruption::ChunkHeader { chunk });
-        }
-        let to = c.start.addr().get() + c.used();
-        // SAFETY: the claimed part of the chunk, laid out by the canary
-        // paths, and quiet (caller); a lease block's inside likewise.
-        unsafe {
-            debug::walk(chunk, c.start, to, |b| {
-                if b.flags & debug::LEASE != 0 {
-                    debug::walk(chunk, c.block_at(b.addr), b.addr + b.size, &mut *f)?;
-                }
-                f(b)
-            })
-        }
-    }
-
     /// Before the chosen lanes are rewound: checks their blocks (aborting
     /// with a report on corruption, listing leaks at drop under
     /// `TRACK_LEAKS`) and poisons their used bytes. Called with the lock
@@ -967,19 +707,21 @@ impl<P: Policy> SharedArena<P> {
         let leaks = P::TRACK_LEAKS && at_drop;
         let arena = (self as *const Self).addr();
         self.for_each_chunk(r, lanes, |c| {
+            let Some(backing) = c.chunk else { return };
             if P::CANARIES {
-                let mut each = |b: debug::Block| {
-                    if leaks && b.flags & (debug::TRACKED | debug::FREED) == debug::TRACKED {
-                        debug::report_leak(arena, Leak { addr: b.addr, size: b.size });
-                    }
-                    Ok(())
-                };
-                // SAFETY: the lanes are quiet (caller).
-                debug::or_abort(unsafe { Self::check_chunk(c, &mut each) }, when);
+                // SAFETY: the claimed part of a chunk of the arena, laid out
+                // by the canary paths; the lanes are quiet (caller).
+                unsafe { walk::sweep(backing, c.start, c.start.addr().get() + c.used(), leaks, arena, when) };
             }
             // SAFETY: the chunk's used bytes are given up (caller).
             unsafe { debug::poison_freed(c.start, c.used(), P::POISON, P::POISON_BYTE) };
         });
+    }
+
+    /// The chunks of the chosen lanes (`[direct, leased]`), for the walks
+    /// of `walk`, with the lock `r` held.
+    fn chunks<'a>(&'a self, r: &'a Refill, lanes: [bool; 2]) -> Lanes<'a, P> {
+        Lanes { arena: self, r, lanes }
     }
 
     /// Checks every chunk header and every block's header and canary
@@ -987,37 +729,20 @@ impl<P: Policy> SharedArena<P> {
     /// `&mut self`: other threads must not be writing blocks while it reads
     /// them.
     pub fn validate(&mut self) -> Result<(), Corruption> {
-        let mut result = Ok(());
-        if P::CANARIES {
-            let r = self.lock();
-            self.for_each_chunk(&r, [true, true], |c| {
-                if result.is_ok() {
-                    // SAFETY: `&mut self`: no other thread allocates.
-                    result = unsafe { Self::check_chunk(c, &mut |_| Ok(())) };
-                }
-            });
-        }
-        result
+        let r = self.lock();
+        // SAFETY: `&mut self`: no other thread allocates or writes a block.
+        unsafe { walk::validate(&self.chunks(&r, [true, true])) }
     }
 
     /// Blocks allocated through the `Allocator` impl and not freed (only
     /// `Debug` records them; empty under other policies).
     pub fn leaks(&mut self) -> Vec<Leak> {
-        let mut out = Vec::new();
-        if P::TRACK_LEAKS {
-            let r = self.lock();
-            self.for_each_chunk(&r, [true, false], |c| {
-                let mut each = |b: debug::Block| {
-                    if b.flags & (debug::TRACKED | debug::FREED) == debug::TRACKED {
-                        out.push(Leak { addr: b.addr, size: b.size });
-                    }
-                    Ok(())
-                };
-                // SAFETY: `&mut self`: no other thread allocates.
-                let _ = unsafe { Self::check_chunk(c, &mut each) };
-            });
+        if !P::TRACK_LEAKS {
+            return Vec::new();
         }
-        out
+        let r = self.lock();
+        // SAFETY: as in `validate`.
+        unsafe { walk::leaks(&self.chunks(&r, [true, false])) }
     }
 
     /// A picture of the arena's chunks for [`report::svg`](crate::report::svg):
@@ -1046,76 +771,17 @@ impl<P: Policy> SharedArena<P> {
     /// assert!(report::svg(&map).starts_with("<svg"));
     /// ```
     pub fn memory_map(&mut self) -> crate::report::MemoryMap {
-        use crate::report::{ChunkState, ChunkUsage};
-        // Acquire, as everywhere the lanes are read: pairs with the Release
-        // store that installed the chunk (with `&mut self` no store can be
-        // racing; the ordering costs nothing here).
-        let current =
-            [self.direct.current.load(Ordering::Acquire), self.leased.current.load(Ordering::Acquire)];
-        let page = crate::sys::page_size();
-        let mut chunks = Vec::new();
+        let title = format!("SharedArena<{}>", walk::policy_name::<P>());
         let r = self.lock();
-        self.for_each_chunk(&r, [true, true], |c| {
-            let Some(backing) = c.chunk else { return };
-            let used = c.used();
-            let mut live = used;
-            if P::CANARIES {
-                live = 0;
-                let mut each = |b: debug::Block| {
-                    // A lease block's bytes are counted through the blocks
-                    // inside it (walked before it).
-                    if b.flags & (debug::FREED | debug::LEASE) == 0 {
-                        live += b.size;
-                    }
-                    Ok(())
-                };
-                // SAFETY: `&mut self`: no other thread allocates or writes
-                // a block header meanwhile. A corrupt chunk stops the walk
-                // early (`validate` reports it); its live bytes are then
-                // those walked so far.
-                let _ = unsafe { Self::check_chunk(c, &mut each) };
-            }
-            let state = if current.contains(&core::ptr::from_ref(c).cast_mut()) {
-                ChunkState::Current
-            } else {
-                ChunkState::Full
-            };
-            let start = c.start.addr().get();
-            chunks.push(ChunkUsage {
-                addr: backing.addr().get(),
-                state,
-                header: start - backing.addr().get(),
-                live,
-                padding: used - live,
-                free: c.end - start - used,
-                guard: if ChunkHeader::guarded(backing) { 2 * page } else { 0 },
-            });
-        });
-        drop(r);
-        let policy = core::any::type_name::<P>().rsplit("::").next().unwrap_or("?");
-        crate::report::MemoryMap { title: format!("SharedArena<{policy}>"), chunks, note: None }
+        // SAFETY: as in `validate`.
+        unsafe { walk::memory_map(&self.chunks(&r, [true, true]), title) }
     }
 
     /// Whether `ptr` lies in the data area of one of this arena's chunks
     /// (either lane, or an oversized chunk).
     pub fn contains(&self, ptr: *const u8) -> bool {
         let r = self.lock();
-        let addr = ptr.addr();
-        let inside = |mut p: *mut SharedChunk| {
-            while !p.is_null() {
-                // SAFETY: chunks of the arena are live while it is.
-                let c = unsafe { &*p };
-                if c.chunk.is_some() && c.start.addr().get() <= addr && addr < c.end {
-                    return true;
-                }
-                p = c.prev.get();
-            }
-            false
-        };
-        inside(self.direct.current.load(Ordering::Acquire))
-            || inside(self.leased.current.load(Ordering::Acquire))
-            || inside(r.big[0])
-            || inside(r.big[1])
+        walk::contains(&self.chunks(&r, [true, true]), ptr.addr())
     }
 
     /// A snapshot of the arena's counters. Shared arenas keep no counters on
@@ -1173,152 +839,15 @@ impl<P: Policy> Drop for SharedArena<P> {
     }
 }
 
-/// A cursor with no room: `limit` 0 makes every lease bump miss.
-fn sentinel_cursor() -> NonNull<u8> {
-    NonNull::dangling()
-}
-
-/// A per-thread handle on a [`SharedArena`]: allocations bump in blocks it
-/// claims with one compare-exchange, without atomics in between, and live
-/// as long as the lease. Not `Sync` (its cursor is a `Cell`).
-///
-/// ```
-/// use fiberalloc::SharedArena;
-/// let arena: SharedArena = SharedArena::new();
-/// std::thread::scope(|s| {
-///     for t in 0..2u32 {
-///         let arena = &arena;
-///         s.spawn(move || {
-///             let lease = arena.lease();
-///             let v = lease.alloc_slice_copy(&[t; 16]);
-///             assert!(v.iter().all(|&x| x == t));
-///         });
-///     }
-/// });
-/// assert!(arena.try_reset(), "no lease is live any more");
-/// ```
-///
-/// A lease's allocations cannot outlive it:
-///
-/// ```compile_fail,E0597
-/// let arena: fiberalloc::SharedArena = fiberalloc::SharedArena::new();
-/// let escaped = {
-///     let lease = arena.lease();
-///     lease.alloc(1u32)
-/// };
-/// ```
-pub struct Lease<'a, P: Policy = Fast> {
-    arena: &'a SharedArena<P>,
-    cursor: Cell<NonNull<u8>>,
-    limit: Cell<usize>,
-    _not_sync: PhantomData<Cell<()>>,
-}
-
-impl<P: Policy> Lease<'_, P> {
-    /// Moves `value` into the lease's memory. Panics (through
-    /// `handle_alloc_error`) when memory runs out.
-    #[inline(always)]
-    #[allow(clippy::mut_from_ref)]
-    pub fn alloc<T>(&self, value: T) -> &mut T {
-        // SAFETY: a fresh block for `T`, valid while the lease lives
-        // (`try_reset` succeeds only once every lease has ended).
-        unsafe { crate::init::write_value(self.try_alloc_layout(Layout::new::<T>()), value) }
-    }
-
-    /// A block for `layout`: a bump in the lease's block, no atomics.
-    #[inline(always)]
-    pub fn try_alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        let cursor = self.cursor.get();
-        let addr = cursor.addr().get();
-        if P::CANARIES {
-            let (start, next) =
-                debug::place_with_header(addr, layout.size(), layout.align().max(P::MIN_ALIGN));
-            if next <= self.limit.get() && layout.size() != 0 {
-                // SAFETY: `addr <= start <= next <= limit`, inside the
-                // lease's claimed block, which only this lease uses.
-                let block = unsafe {
-                    debug::write_block(cursor, start - debug::HEADER - addr, layout.size(), 0);
-                    self.cursor.set(cursor.add(next - addr));
-                    cursor.add(start - addr)
-                };
-                self.arena.log_alloc(block, layout);
-                return Ok(block);
-            }
-            let p = self.refill(layout);
-            if let Ok(p) = p {
-                self.arena.log_alloc(p, layout);
-            }
-            return p;
-        }
-        let mask = layout.align() - 1;
-        // No overflow: as in `SharedChunk::bump`.
-        let start = (addr + mask) & !mask;
-        let end = start + align::round_up(layout.size(), P::MIN_ALIGN);
-        if end <= self.limit.get() && layout.size() != 0 {
-            // SAFETY: `addr <= start <= end <= limit`, inside the lease's
-            // claimed block.
-            let (block, next) = unsafe { (cursor.add(start - addr), cursor.add(end - addr)) };
-            self.cursor.set(next);
-            return Ok(block);
-        }
-        self.refill(layout)
-    }
-
-    /// Copies `src` into the lease's memory.
-    #[allow(clippy::mut_from_ref)]
-    pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> &mut [T] {
-        // SAFETY: a fresh block for `src`'s layout, valid while the lease
-        // lives.
-        unsafe { crate::init::copy_slice(self.try_alloc_layout(Layout::for_value(src)), src) }
-    }
-
-    /// Claims a new block (one compare-exchange) and allocates in it;
-    /// requests above a quarter block get a block of their own.
-    #[cold]
-    #[inline(never)]
-    fn refill(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        let (size, align) = (layout.size(), layout.align().max(P::MIN_ALIGN));
-        if size == 0 {
-            // SAFETY: `align` is a non-zero power of two.
-            return Ok(unsafe { NonNull::new_unchecked(core::ptr::without_provenance_mut(align)) });
-        }
-        let a = self.arena;
-        if size + align > LEASE_BLOCK / 4 {
-            let one = Layout::from_size_align(size, align).map_err(|_| AllocError)?;
-            return a.alloc_lane(&a.leased, one, 0);
-        }
-        let whole = Layout::from_size_align(LEASE_BLOCK, 64).map_err(|_| AllocError)?;
-        self.mark_end();
-        let block = a.alloc_lane(&a.leased, whole, debug::LEASE)?;
-        let start = block.addr().get();
-        if P::CANARIES {
-            let (at, next) = debug::place_with_header(start, size, align);
-            // SAFETY: the block is this lease's, and `size + align` is far
-            // below its size, so the first block with its header and
-            // canary fits.
-            unsafe {
-                debug::write_block(block, at - debug::HEADER - start, size, 0);
-                self.cursor.set(block.add(next - start));
-            }
-            self.limit.set(start + LEASE_BLOCK);
-            // SAFETY: as above.
-            return Ok(unsafe { block.add(at - start) });
-        }
-        let at = align::round_up(start, align);
-        let end = at + align::round_up(size, P::MIN_ALIGN);
-        // SAFETY: `size + align <= LEASE_BLOCK / 4`, so the block and the
-        // new cursor lie inside the claimed block.
-        let (p, next) = unsafe { (block.add(at - start), block.add(end - start)) };
-        self.cursor.set(next);
-        self.limit.set(start + LEASE_BLOCK);
-        Ok(p)
-    }
-}
-
 impl<P: Policy> SharedArena<P> {
     /// A block from `lane`: the one-CAS path, then the refill.
     #[inline]
-    fn alloc_lane(&self, lane: &Lane, layout: Layout, flags: u64) -> Result<NonNull<u8>, AllocError> {
+    pub(super) fn alloc_lane(
+        &self,
+        lane: &Lane,
+        layout: Layout,
+        flags: u64,
+    ) -> Result<NonNull<u8>, AllocError> {
         // SAFETY: as in `try_alloc_layout`.
         let c = unsafe { &*lane.current.load(Ordering::Acquire) };
         if layout.size() != 0 {
@@ -1330,28 +859,6 @@ impl<P: Policy> SharedArena<P> {
     }
 }
 
-impl<P: Policy> Lease<'_, P> {
-    /// Under canaries, marks where this lease's blocks end in its current
-    /// block (if it has room left), so a walk of the block stops there.
-    #[inline]
-    fn mark_end(&self) {
-        if P::CANARIES && self.cursor.get().addr().get() < self.limit.get() {
-            // SAFETY: the rest of the lease's block is unused and its own;
-            // cursor and limit are multiples of 8.
-            unsafe { debug::write_end(self.cursor.get()) };
-        }
-    }
-}
-
-impl<P: Policy> Drop for Lease<'_, P> {
-    fn drop(&mut self) {
-        self.mark_end();
-        // Release: this lease's accesses to its blocks happen before a
-        // `try_reset` that sees the count reach 0.
-        self.arena.leases.fetch_sub(1, Ordering::Release);
-    }
-}
-
 impl<P: Policy> core::fmt::Debug for SharedArena<P> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("SharedArena")
@@ -1359,4 +866,45 @@ impl<P: Policy> core::fmt::Debug for SharedArena<P> {
             .field("leases", &self.lease_count())
             .finish()
     }
+}
+
+/// The chunks of some of a shared arena's lanes, for the walks of `walk`,
+/// with the refill lock held.
+struct Lanes<'a, P: Policy> {
+    arena: &'a SharedArena<P>,
+    r: &'a Refill,
+    /// `[direct, leased]`: which lanes are walked.
+    lanes: [bool; 2],
+}
+
+// SAFETY: `for_each_chunk` names the chunks of the arena's lanes, live
+// while the arena is (borrowed here) and linked under the lock `r` holds;
+// a chunk's blocks lie in its claimed part `start..start + used()`, and
+// under `CANARIES` every allocation path, the lease's included, writes
+// block headers and canaries there.
+unsafe impl<P: Policy> walk::Chunks for Lanes<'_, P> {
+    const CANARIES: bool = P::CANARIES;
+
+    fn used(&self, mut f: impl FnMut(walk::Used)) {
+        // Acquire, as everywhere the lanes are read: pairs with the
+        // Release store that installed the chunk.
+        let current = [
+            self.arena.direct.current.load(Ordering::Acquire),
+            self.arena.leased.current.load(Ordering::Acquire),
+        ];
+        self.arena.for_each_chunk(self.r, self.lanes, |c| {
+            let Some(backing) = c.chunk else { return };
+            f(walk::Used {
+                chunk: backing,
+                start: c.start,
+                end: c.start.addr().get() + c.used(),
+                limit: c.end,
+                current: current.contains(&core::ptr::from_ref(c).cast_mut()),
+            })
+        });
+    }
+
+    /// A shared arena keeps no spare chunks: they go back to the
+    /// process-wide cache.
+    fn spare(&self, _: impl FnMut(NonNull<ChunkHeader>)) {}
 }
