@@ -62,7 +62,8 @@
 //!   the rewound cursors.
 //!
 //! The files: `chunk.rs` (the shared chunk header and its one-CAS bump),
-//! `arena.rs` ([`SharedArena`]: lanes, refill, reset, the walks) and
+//! `arena.rs` ([`SharedArena`]: lanes, refill, reset; `arena/check.rs` its
+//! walks, sweep and checks) and
 //! `lease.rs` ([`Lease`]).
 
 mod arena;

@@ -20,6 +20,10 @@
 //! A thread cache holds the pool's state too, so a dropped pool's memory is
 //! freed once its stacks leave the thread caches: when the thread exits,
 //! or at its next `get` or return of a stack of any pool.
+//!
+//! The file stays whole (about 800 lines, 40 of them tests): the thread
+//! cache and the shared lists hand stacks to each other through each other's
+//! private state, and the return path reads best in one place.
 
 use super::FiberStack;
 use crate::pool::{BlockPool, BlockPoolOptions};
