@@ -1,8 +1,12 @@
 //! Integer maths for bumping, with no pointers and no `unsafe`.
 //!
-//! Every address computation the arenas make is first done here on plain
-//! `usize` values, with overflow checked, so that the unsafe code elsewhere
-//! only turns integers already proven to lie inside a chunk into pointers.
+//! Every address computation the allocators make (rounding a size or an
+//! address, padding, placing a block, sizing a chunk) is done here on plain
+//! `usize` values, so that the unsafe code elsewhere only turns integers
+//! already proven to lie inside a chunk into pointers. Where a value could
+//! overflow the forms are checked ([`align_up`], [`round_up_checked`],
+//! [`bump_up`]); the fast paths use the unchecked [`round_up`] and argue
+//! the bound at the call.
 //! The module imports nothing but `core`; the unit tests below check it on
 //! fixed cases and, with proptest, on random ones against a wide-integer
 //! model. (A cargo-fuzz target is still to come.)
@@ -22,6 +26,13 @@ pub const fn align_up(value: usize, align: usize) -> Option<usize> {
     if !is_power_of_two(align) {
         return None;
     }
+    round_up_checked(value, align)
+}
+
+/// Rounds `value` up to a multiple of `align`, which the caller knows is a
+/// power of two (a `Layout`'s alignment), or `None` on overflow.
+#[inline(always)]
+pub const fn round_up_checked(value: usize, align: usize) -> Option<usize> {
     match value.checked_add(align - 1) {
         Some(v) => Some(v & !(align - 1)),
         None => None,

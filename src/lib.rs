@@ -97,3 +97,14 @@ pub use stats::Stats;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// `docs/stacks.md`'s examples, run as doctests. (`docs/global-arena.md`
+/// is the `global` module's essay and is tested there.)
+#[cfg(doctest)]
+#[doc = include_str!("../docs/stacks.md")]
+pub struct StacksDoctests;
+
+/// `docs/debugging.md`'s examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/debugging.md")]
+pub struct DebuggingDoctests;

@@ -54,7 +54,7 @@ impl<P: Policy> Arena<P> {
         if self.limit_addr() != ChunkHeader::data_end(current) {
             return Err(e("limit is not the current chunk's end"));
         }
-        if !ChunkHeader::is_sentinel(current) && !cursor.is_multiple_of(P::MIN_ALIGN) {
+        if !ChunkHeader::is_sentinel(current) && !crate::align::is_aligned(cursor, P::MIN_ALIGN) {
             return Err(e("cursor not aligned to MIN_ALIGN"));
         }
         // Walks one list; returns (bytes, chunks, data used in retired

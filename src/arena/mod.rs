@@ -302,8 +302,7 @@ impl<P: Policy> Arena<P> {
         // MIN_ALIGN. No overflow: user-space addresses are far below
         // 2^63, and a Layout's size plus its alignment is at most
         // isize::MAX + 1.
-        let mask = layout.align() - 1;
-        let start = (addr + mask) & !mask;
+        let start = align::round_up(addr, layout.align());
         let end = start + align::round_up(layout.size(), P::MIN_ALIGN);
         if end <= self.limit.get().addr().get() {
             // SAFETY: `addr <= start <= end <= limit`: the block and the new

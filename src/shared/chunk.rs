@@ -75,11 +75,10 @@ impl SharedChunk {
         }
         // Relaxed: only the first guess; the exchange below decides.
         let mut cur = self.cursor.load(Ordering::Relaxed);
-        let mask = align - 1;
         loop {
             // Checked: the sentinel's cursor sits half-way up the address
             // range, where a huge request could overflow.
-            let end = cur.checked_add(mask).and_then(|s| (s & !mask).checked_add(round))?;
+            let end = align::round_up_checked(cur, align).and_then(|s| s.checked_add(round))?;
             if end > self.end {
                 return None;
             }

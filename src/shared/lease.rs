@@ -90,9 +90,8 @@ impl<P: Policy> Lease<'_, P> {
             }
             return p;
         }
-        let mask = layout.align() - 1;
         // No overflow: as in `SharedChunk::bump`.
-        let start = (addr + mask) & !mask;
+        let start = align::round_up(addr, layout.align());
         let end = start + align::round_up(layout.size(), P::MIN_ALIGN);
         if end <= self.limit.get() && layout.size() != 0 {
             // SAFETY: `addr <= start <= end <= limit`, inside the lease's
