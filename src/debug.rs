@@ -25,7 +25,8 @@
 //! the walk checks each header and canary and stops at the first one that
 //! is wrong ([`Corruption`]). `reset`, `scope` exit and drop walk the memory
 //! they release before they poison it; [`Arena::validate`](crate::Arena::validate)
-//! walks everything. Under `Fast` none of this is compiled: every use sits
+//! walks everything (the walks over every chunk of an arena are in `walk`;
+//! this module walks one range). Under `Fast` none of this is compiled: every use sits
 //! behind an `if P::CANARIES` (or `POISON`, `TRACK_LEAKS`, `LOG_EVENTS`)
 //! on a `const`.
 

@@ -137,9 +137,9 @@ impl<P: Policy> Arena<P> {
         new: Layout,
     ) -> Result<NonNull<u8>, AllocError> {
         let addr = ptr.addr().get();
-        // A mask, not `%`: the alignment is a power of two, and a division
-        // would cost more than the rest of the in-place path.
-        let aligned = addr & (new.align() - 1) == 0;
+        // A mask, not `%` (`is_aligned`): the alignment is a power of two,
+        // and a division would cost more than the rest of the in-place path.
+        let aligned = crate::align::is_aligned(addr, new.align());
         if aligned {
             if self.resize_last_in_place(ptr, old.size(), new.size()) {
                 return Ok(ptr);

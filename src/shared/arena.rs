@@ -426,7 +426,7 @@ impl<P: Policy> SharedArena<P> {
             return unsafe { self.realloc_checked(ptr, old, new) };
         }
         let addr = ptr.addr().get();
-        if addr & (new.align() - 1) == 0 {
+        if align::is_aligned(addr, new.align()) {
             // SAFETY: as in `try_alloc_layout`.
             let c = unsafe { &*self.direct.current.load(Ordering::Acquire) };
             let round = |s: usize| align::round_up(s, P::MIN_ALIGN);
@@ -511,7 +511,7 @@ impl<P: Policy> SharedArena<P> {
             // in no chunk: nothing to keep or give back.
             return if old.size() == 0 { self.alloc_tracked(new) } else { Err(AllocError) };
         };
-        if addr & (new.align() - 1) == 0 {
+        if align::is_aligned(addr, new.align()) {
             let round = |s: usize| align::round_up(s, P::MIN_ALIGN);
             // SAFETY: as in `try_alloc_layout`.
             let c = unsafe { &*self.direct.current.load(Ordering::Acquire) };

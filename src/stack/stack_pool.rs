@@ -607,7 +607,7 @@ impl core::fmt::Debug for StackPool {
 fn class_of(usable_size: usize) -> Option<usize> {
     let page = sys::page_size();
     let size = usable_size.max(super::MIN_STACK_SIZE);
-    let pages = size.checked_add(page - 1)? / page;
+    let pages = crate::align::round_up_checked(size, page)? / page;
     let k = pages.checked_next_power_of_two()?.trailing_zeros() as usize;
     (k < CLASSES).then_some(k)
 }
