@@ -62,3 +62,48 @@ printf '| ring step (free + alloc) | %s |\n' "$(per_op ring)"
 printf '| alloc 200 B | %s |\n' "$(per_op medium)"
 printf '| remote free 48 B | %s |\n' "$(( $(per_op remote) - alloc ))"
 printf '| realloc +8 B in place | %s |\n' "$(per_op realloc)"
+
+# The same rows through the C interface (capi/programs/probe.c), on
+# libfiberalloc_malloc.so (the `c-abi` build: 16-byte classes, the class
+# table written on every allocation and read by `free`) and on glibc's
+# malloc for reference; then GlobalArena's Rust rows in the `c-abi` build,
+# to show what the C build costs the Rust path.
+cargo build -q -p fiberalloc-malloc --profile capi
+cc -O2 -o target/capi/probe capi/programs/probe.c -pthread
+so="$PWD/target/capi/libfiberalloc_malloc.so"
+ccount() { # preload, row, n
+    LD_PRELOAD="$1" valgrind --tool=callgrind --callgrind-out-file=/dev/null target/capi/probe "$2" "$3" 2>&1 \
+        | awk '/refs:/ { gsub(",", "", $NF); print $NF }'
+}
+c_per_op() { echo $(( ($(ccount "$1" "$2" 201000) - $(ccount "$1" "$2" 1000)) / 200000 )); }
+c_rows() { # preload: the six rows' counts
+    local a
+    a=$(c_per_op "$1" alloc)
+    echo "$a $(( $(c_per_op "$1" free) - a )) $(c_per_op "$1" ring) $(c_per_op "$1" medium)" \
+        "$(( $(c_per_op "$1" remote) - a )) $(c_per_op "$1" realloc)"
+}
+read -r -a fa <<<"$(c_rows "$so")"
+read -r -a gl <<<"$(c_rows "")"
+printf '\n| C row | fiberalloc-malloc | glibc |\n|---|---:|---:|\n'
+names=("malloc 48 B" "free 48 B" "ring step (free + malloc)" "malloc 200 B" "remote free 48 B" "realloc +16 B")
+for i in 0 1 2 3 4 5; do
+    printf '| %s | %s | %s |\n' "${names[$i]}" "${fa[$i]}" "${gl[$i]}"
+done
+
+# (This rebuilds probe-global with the feature, in place: the next run of
+# the script rebuilds the default one first.)
+cargo build -q --release -p fiberalloc-benches --bin probe-global --features fiberalloc/c-abi
+cp target/release/probe-global target/capi/probe-global-c-abi
+printf '\n| GlobalArena row, `c-abi` build | instructions |\n|---|---:|\n'
+gbin=target/capi/probe-global-c-abi
+gcount() {
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$gbin" "$@" 2>&1 \
+        | awk '/refs:/ { gsub(",", "", $NF); print $NF }'
+}
+alloc=$(per_op alloc)
+printf '| alloc 48 B | %s |\n' "$alloc"
+printf '| free 48 B (to the cache) | %s |\n' "$(( $(per_op free) - alloc ))"
+printf '| ring step (free + alloc) | %s |\n' "$(per_op ring)"
+printf '| alloc 200 B | %s |\n' "$(per_op medium)"
+printf '| remote free 48 B | %s |\n' "$(( $(per_op remote) - alloc ))"
+printf '| realloc +8 B in place | %s |\n' "$(per_op realloc)"

@@ -83,6 +83,12 @@ pub mod loom_api {
 #[path = "internals.rs"]
 pub mod __internals;
 
+/// The C `malloc` interface's half inside the crate (the `c-abi` feature;
+/// `capi/` exports it as `malloc`, `free`, ...).
+#[cfg(all(feature = "c-abi", not(fiberalloc_loom)))]
+#[doc(hidden)]
+pub use global::cabi as __capi;
+
 pub use allocator_api2::alloc::AllocError;
 pub use arena::Arena;
 #[cfg(not(fiberalloc_loom))]

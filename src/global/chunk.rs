@@ -32,7 +32,13 @@ pub(crate) const CHUNK_SIZE: usize = 2 << 20;
 pub(crate) const CACHED_CHUNKS: usize = 4;
 
 /// Bytes at the start of each chunk taken by its header.
+#[cfg(not(feature = "c-abi"))]
 pub(super) const HEADER_SIZE: usize = 128;
+/// Bytes at the start of each chunk taken by its header and, in the C
+/// build, the class table that `free` reads a block's size from
+/// (`cabi.rs`).
+#[cfg(feature = "c-abi")]
+pub(super) const HEADER_SIZE: usize = super::cabi::TABLE_OFFSET + super::cabi::TABLE_BYTES;
 
 ///
 /// The first cache line is written by the owner (and by the free list, under
@@ -270,6 +276,14 @@ pub(super) fn acquire_chunk(live: usize) -> Option<NonNull<GlobalChunk>> {
     };
     #[cfg(miri)]
     miri_chunks::insert(mapped.as_ptr());
+    #[cfg(feature = "c-abi")]
+    if !super::cabi::register_chunk(mapped.as_ptr()) {
+        // `free` could not find the chunk's blocks: do not use it.
+        CHUNKS_MAPPED.fetch_sub(1, Ordering::Relaxed);
+        // SAFETY: the fresh mapping, never handed out.
+        let _ = unsafe { sys::release_aligned(mapped.cast(), CHUNK_SIZE, CHUNK_SIZE) };
+        return None;
+    }
     Some(mapped)
 }
 

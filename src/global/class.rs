@@ -22,7 +22,13 @@ pub(crate) const LARGE_THRESHOLD: usize = 256 << 10;
 pub(crate) const MAX_CHUNK_ALIGN: usize = 4096;
 
 /// Every block is a multiple of this, so the cursor stays aligned to it.
+#[cfg(not(feature = "c-abi"))]
 pub(super) const GRAIN: usize = 8;
+/// Every block is a multiple of this, so the cursor stays aligned to it: in
+/// the C build, `max_align_t`'s 16, so that every `malloc` block is aligned
+/// as C requires without a padding step.
+#[cfg(feature = "c-abi")]
+pub(super) const GRAIN: usize = 16;
 /// Blocks up to this size come in classes GRAIN bytes apart.
 pub(super) const LINEAR_MAX: usize = 1024;
 /// Above [`LINEAR_MAX`], each doubling of size is split into this many
@@ -67,6 +73,7 @@ pub(super) fn class_of(size: usize) -> (usize, usize) {
 }
 
 /// The block size of class `class` (the inverse of [`class_of`]).
+#[inline]
 pub(super) fn class_size(class: usize) -> usize {
     if class <= LINEAR_MAX / GRAIN {
         return class * GRAIN;

@@ -37,6 +37,8 @@ pub(super) extern "C" fn before_fork() {
     FREE.lock();
     REGISTRY.lock();
     LIVE.lock();
+    #[cfg(feature = "c-abi")]
+    super::cabi::lock_for_fork();
 }
 
 /// Runs just after `fork`, in the parent and in the child: releases what
@@ -45,6 +47,8 @@ pub(super) extern "C" fn after_fork() {
     // SAFETY: `before_fork` took all four in this thread (in the child, in
     // the thread it is a copy of), and nothing made under them is in use.
     unsafe {
+        #[cfg(feature = "c-abi")]
+        super::cabi::unlock_after_fork();
         LIVE.unlock();
         REGISTRY.unlock();
         FREE.unlock();

@@ -1,5 +1,7 @@
 #![doc = include_str!("../../docs/global-arena.md")]
 mod alloc;
+#[cfg(feature = "c-abi")]
+pub mod cabi;
 mod cache;
 mod chunk;
 mod class;

@@ -163,6 +163,11 @@ impl Local {
     #[cold]
     pub(super) fn activate(&self) -> bool {
         arm_fork_handlers();
+        // `pthread_atfork` may allocate (glibc's does), and that allocation
+        // may have activated this thread already, from inside the call.
+        if self.state.get() == ACTIVE {
+            return true;
+        }
         // SAFETY: any non-null value works; the destructor ignores it.
         let arg = unsafe { NonNull::new_unchecked(ptr::from_ref(self).cast_mut().cast::<c_void>()) };
         if EXIT_KEY.arm(arg).is_err() {

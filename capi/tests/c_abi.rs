@@ -1,0 +1,73 @@
+//! The C contract, through the exported functions: `contract.c` is compiled
+//! with the system's C compiler and run with the library in `LD_PRELOAD`
+//! (it checks that it is), and its death tests run in child processes.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// The `libfiberalloc_malloc.so` cargo built next to this test.
+fn library() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/c_abi-... -> target/<profile>
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target directory");
+    let so = dir.join("libfiberalloc_malloc.so");
+    assert!(so.exists(), "{} was not built", so.display());
+    so
+}
+
+/// `contract.c`, compiled once per test process.
+fn contract() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/contract.c");
+            let out = std::env::temp_dir().join(format!("fiberalloc-contract-{}", std::process::id()));
+            // -fno-builtin: the compiler must not fold calls whose result it
+            // thinks it knows (malloc of SIZE_MAX, say).
+            let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+                .args(["-O1", "-fno-builtin", "-Wall", "-Wno-use-after-free", "-o"])
+                .arg(&out)
+                .arg(&src)
+                .args(["-pthread", "-ldl"])
+                .status()
+                .expect("a C compiler (cc)");
+            assert!(status.success(), "contract.c did not compile");
+            out
+        })
+        .clone()
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(contract()).args(args).env("LD_PRELOAD", library()).output().expect("run contract")
+}
+
+#[test]
+fn c_contract_holds_through_the_exported_functions() {
+    let out = run(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    let checks = stdout.lines().filter(|l| l.starts_with("ok") || l.starts_with("FAIL")).count();
+    assert!(checks >= 28, "only {checks} checks ran");
+    assert!(!stdout.contains("FAIL"), "a check failed");
+    assert!(out.status.success(), "contract exited with {:?}", out.status);
+    assert!(stdout.contains("0 failures"));
+}
+
+fn assert_aborts(arg: &str, message: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let out = run(&[arg]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{arg}: {:?}, stderr: {stderr}", out.status);
+    assert!(stderr.contains(message), "{arg}: stderr was {stderr:?}");
+}
+
+#[test]
+fn freeing_a_pointer_never_handed_out_aborts_with_a_message() {
+    assert_aborts("invalid-free", "fiberalloc: free: a pointer fiberalloc did not hand out");
+}
+
+#[test]
+fn a_double_free_aborts_with_a_message() {
+    assert_aborts("double-free", "fiberalloc: free: a pointer fiberalloc did not hand out");
+}

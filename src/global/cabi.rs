@@ -1,0 +1,358 @@
+//! What the C `malloc` interface needs beyond `GlobalAlloc`: finding a
+//! block's size from its pointer alone (built only with the `c-abi`
+//! feature, for the `fiberalloc-malloc` crate in `capi/`).
+//!
+//! `free` is given no size, so each block's size class is written down
+//! when the block is handed out, where `free` finds it in O(1):
+//!
+//! - **Small blocks** (bumped from a chunk): every chunk of the C build
+//!   carries a *class table* right after its header, one byte per
+//!   `GRANULE` (16 bytes) of the chunk (`CHUNK_SIZE / 16` bytes, 128 KiB, taken from
+//!   the chunk's data: `HEADER_SIZE` is larger in this build). The byte at
+//!   a block's first granule holds its size class (never 0). In this build
+//!   `GRAIN` is 16, so every block starts on a granule and is aligned to
+//!   `max_align_t`. The table costs one byte store per allocation, resident
+//!   at one page per 64 KiB of blocks.
+//! - **Which chunks exist**: a bitmap with one bit per `CHUNK_SIZE` of the
+//!   47-bit address space (8 MiB of address space, mapped on the first
+//!   chunk, touched only where chunks are), set when a chunk is mapped.
+//!   Chunks are never unmapped, so a bit is never cleared.
+//! - **Large blocks** (a mapping each) are recorded in a hash table of
+//!   their own (address to size and alignment) under a spin lock: they are
+//!   at least 256 KiB, so the lock is taken rarely.
+//!
+//! A pointer that is none of these (not in a chunk, or in a chunk but at no
+//! block's start, or not a recorded large block) was not handed out here:
+//! [`free`] reports it with one `write(2)` and aborts, as glibc does for an
+//! invalid pointer, rather than corrupt a list with it.
+//!
+//! The Rust `GlobalAlloc` path does none of this (it is given the layout),
+//! and without the feature none of it is compiled.
+
+use super::chunk::{GlobalChunk, CHUNK_SIZE, HEADER_SIZE};
+use super::class::{class_of, class_size, is_large, GRAIN, LARGE_THRESHOLD};
+use super::large::{large_alloc, large_free, large_realloc};
+use super::track::{LiveTable, TOMB};
+use super::GlobalArena;
+use crate::sync::{AtomicPtr, AtomicU64, Ordering, SpinLock};
+use crate::{align, sys};
+use core::alloc::Layout;
+use core::ptr;
+
+/// Bytes of chunk per class-table entry.
+pub(super) const GRANULE: usize = 16;
+/// Where a chunk's class table starts (just after the `GlobalChunk`).
+pub(super) const TABLE_OFFSET: usize = 128;
+/// Bytes of a chunk's class table.
+pub(super) const TABLE_BYTES: usize = CHUNK_SIZE / GRANULE;
+
+const _: () = assert!(GRAIN == GRANULE, "every block must start on a granule");
+const _: () = assert!(core::mem::size_of::<GlobalChunk>() <= TABLE_OFFSET);
+const _: () = assert!(TABLE_OFFSET + TABLE_BYTES <= HEADER_SIZE);
+const _: () = assert!(super::class::CLASSES <= 256, "a class fits in a byte");
+
+/// Address bits covered by the chunk bitmap.
+const ADDRESS_BITS: u32 = 47;
+/// Words of the chunk bitmap.
+const MAP_WORDS: usize = (1 << ADDRESS_BITS) / CHUNK_SIZE / 64;
+
+/// The chunk bitmap (null until the first chunk is mapped).
+static CHUNK_MAP: AtomicPtr<AtomicU64> = AtomicPtr::new(ptr::null_mut());
+
+/// Large blocks: address to `size | log2(align) << 56`.
+pub(super) static LARGE: SpinLock<LiveTable> =
+    SpinLock::new(LiveTable { slots: ptr::null_mut(), cap: 0, len: 0, tombs: 0 });
+
+/// Notes a freshly mapped chunk in the bitmap, mapping the bitmap the first
+/// time. `false` when the bitmap cannot be mapped or the chunk lies above
+/// the address range it covers (the chunk is then not used).
+pub(super) fn register_chunk(chunk: *mut GlobalChunk) -> bool {
+    let index = chunk.addr() / CHUNK_SIZE;
+    if index / 64 >= MAP_WORDS {
+        return false;
+    }
+    // Acquire: pairs with the Release below, so the words are seen mapped.
+    let mut map = CHUNK_MAP.load(Ordering::Acquire);
+    if map.is_null() {
+        let Ok(fresh) = sys::map(MAP_WORDS * 8) else { return false };
+        let fresh = fresh.as_ptr().cast::<AtomicU64>();
+        // AcqRel: publishes the zeroed mapping; on a lost race, acquires
+        // the winner's.
+        match CHUNK_MAP.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => map = fresh,
+            Err(winner) => {
+                // SAFETY: our own fresh mapping, never published.
+                let _ =
+                    unsafe { sys::release(core::ptr::NonNull::new_unchecked(fresh.cast()), MAP_WORDS * 8) };
+                map = winner;
+            }
+        }
+    }
+    // SAFETY: `index / 64 < MAP_WORDS`, inside the bitmap's mapping.
+    let word = unsafe { &*map.add(index / 64) };
+    // Release: a thread that sees the bit (Acquire in `is_chunk`) sees
+    // the chunk's header and zeroed table written before.
+    word.fetch_or(1 << (index % 64), Ordering::Release);
+    true
+}
+
+/// Whether `addr` lies in a chunk of this allocator.
+#[inline(always)]
+fn is_chunk(addr: usize) -> bool {
+    let index = addr / CHUNK_SIZE;
+    // Acquire: pairs with `register_chunk`.
+    let map = CHUNK_MAP.load(Ordering::Acquire);
+    if map.is_null() || index / 64 >= MAP_WORDS {
+        return false;
+    }
+    // SAFETY: inside the bitmap's mapping (checked above).
+    let word = unsafe { &*map.add(index / 64) };
+    // Acquire: as above.
+    word.load(Ordering::Acquire) & (1 << (index % 64)) != 0
+}
+
+/// The class-table entry of the granule at `ptr`, a pointer into a chunk.
+#[inline(always)]
+fn entry(ptr: *mut u8) -> *mut u8 {
+    let chunk = super::chunk::chunk_of(ptr).cast::<u8>();
+    let granule = (ptr.addr() - chunk.addr()) / GRANULE;
+    // SAFETY: `granule < TABLE_BYTES`, so the entry lies in the chunk's
+    // class table, inside the chunk.
+    unsafe { chunk.add(TABLE_OFFSET + granule) }
+}
+
+/// Records the class of a small block just handed out.
+#[inline(always)]
+fn note_small(p: *mut u8, size: usize) {
+    // SAFETY: `p` is a live small block, so it lies in a chunk; the table
+    // byte of its first granule is this block's.
+    unsafe { entry(p).write(class_of(size).0 as u8) };
+}
+
+/// A block of `size` bytes aligned to `align` (a power of two), zeroed
+/// when `zero`; null when memory runs out or the size overflows.
+pub fn malloc(size: usize, align: usize, zero: bool) -> *mut u8 {
+    let align = align.max(GRAIN);
+    // `malloc(0)` is a unique block: a byte's (`GlobalAlloc` is never
+    // asked for 0 bytes, and a mapping of 0 pages does not exist).
+    let size = size.max(1);
+    let Ok(layout) = Layout::from_size_align(size, align) else { return ptr::null_mut() };
+    if is_large(size, align) {
+        let p = large_alloc(size, align);
+        if !p.is_null() && !LARGE.with(|t| t.insert(p.addr(), size | (align.trailing_zeros() as usize) << 56))
+        {
+            // Unrecorded, `free` could not find it: give it back.
+            // SAFETY: the block just mapped, unused.
+            unsafe { large_free(p, size, align) };
+            return ptr::null_mut();
+        }
+        return p;
+    }
+    let p = GlobalArena::alloc_layout(layout, zero);
+    if !p.is_null() {
+        note_small(p, size);
+    }
+    p
+}
+
+/// The page size, which `valloc` aligns to.
+pub fn page_size() -> usize {
+    sys::page_size()
+}
+
+/// `pvalloc`: whole pages (at least one), page-aligned; null on overflow
+/// or when memory runs out.
+pub fn malloc_pages(size: usize) -> *mut u8 {
+    let page = sys::page_size();
+    match align::align_up(size.max(1), page) {
+        Some(bytes) => malloc(bytes, page, false),
+        None => ptr::null_mut(),
+    }
+}
+
+/// What a pointer handed to `free` is.
+enum Block {
+    /// A small block of this block size.
+    Small(usize),
+    /// A large block of this size and alignment.
+    Large(usize, usize),
+}
+
+/// Finds the block `p` starts, or reports the pointer and aborts. The
+/// small-block half is inline: a bitmap word and a table byte.
+#[inline(always)]
+fn lookup(p: *mut u8, what: &[u8]) -> Block {
+    let addr = p.addr();
+    if is_chunk(addr) && align::is_aligned(addr, GRANULE) && addr % CHUNK_SIZE >= HEADER_SIZE {
+        // SAFETY: a pointer into a registered chunk's data.
+        let class = unsafe { entry(p).read() } as usize;
+        if class != 0 {
+            return Block::Small(class_size(class));
+        }
+    }
+    lookup_large(p, what)
+}
+
+/// [`lookup`] of a pointer that is no small block's start.
+#[cold]
+#[inline(never)]
+fn lookup_large(p: *mut u8, what: &[u8]) -> Block {
+    let addr = p.addr();
+    if !is_chunk(addr) {
+        if let Some(v) = LARGE.with(|t| t.get(addr)) {
+            return Block::Large(v & ((1 << 56) - 1), 1 << (v >> 56));
+        }
+    }
+    invalid(what)
+}
+
+#[cold]
+#[inline(never)]
+fn invalid(what: &[u8]) -> ! {
+    sys::write_stderr(b"fiberalloc: ");
+    sys::write_stderr(what);
+    sys::fatal(b": a pointer fiberalloc did not hand out (or not a block's start)\n")
+}
+
+/// Frees a block from [`malloc`] (nothing for null).
+///
+/// # Safety
+/// `p` is null or a live block from [`malloc`] or [`realloc`], not used
+/// again.
+pub unsafe fn free(p: *mut u8) {
+    if p.is_null() {
+        return;
+    }
+    match lookup(p, b"free") {
+        Block::Small(block) => {
+            // Marked free, so a second `free` of the block is caught while
+            // nothing else has taken its place.
+            // SAFETY: `p` is a small block's start (lookup).
+            unsafe { entry(p).write(0) };
+            // SAFETY: a live small block of `block` bytes (its class), so
+            // the layout of its class size describes it as `dealloc` wants.
+            unsafe { GlobalArena::dealloc_raw(p, Layout::from_size_align_unchecked(block, GRAIN)) }
+        }
+        Block::Large(size, align) => {
+            LARGE.with(|t| t.remove(p.addr()));
+            // SAFETY: a live large block of this size and alignment.
+            unsafe { large_free(p, size, align) }
+        }
+    }
+}
+
+/// Bytes usable in the block at `p` (0 for null).
+///
+/// # Safety
+/// `p` is null or a live block from [`malloc`] or [`realloc`].
+pub unsafe fn usable_size(p: *mut u8) -> usize {
+    if p.is_null() {
+        return 0;
+    }
+    match lookup(p, b"malloc_usable_size") {
+        Block::Small(block) => block,
+        Block::Large(size, _) => align::round_up(size, sys::page_size()),
+    }
+}
+
+/// Resizes the block at `p` to `size` bytes, keeping its contents up to the
+/// smaller size; null (and `p` untouched) when memory runs out. `p` null
+/// is `malloc`; `size` 0 is a block of 0 bytes.
+///
+/// # Safety
+/// As for [`free`].
+pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
+    if p.is_null() {
+        return malloc(size, GRAIN, false);
+    }
+    if size > isize::MAX as usize - LARGE_THRESHOLD {
+        return ptr::null_mut();
+    }
+    match lookup(p, b"realloc") {
+        Block::Small(block) if !is_large(size, GRAIN) => {
+            // SAFETY: a live small block of `block` bytes (its class).
+            let q =
+                unsafe { GlobalArena::realloc_raw(p, Layout::from_size_align_unchecked(block, GRAIN), size) };
+            if !q.is_null() {
+                if q != p {
+                    // SAFETY: `p` was a block's start; it is free now.
+                    unsafe { entry(p).write(0) };
+                }
+                note_small(q, size);
+            }
+            q
+        }
+        Block::Large(old, align) if is_large(size, align) => {
+            // SAFETY: a live large block of `old` bytes aligned to `align`.
+            if let Some(q) = unsafe { large_realloc(p, old, align, size) } {
+                LARGE.with(|t| {
+                    t.remove(p.addr());
+                    t.insert(q.addr(), size | (align.trailing_zeros() as usize) << 56)
+                });
+                return q;
+            }
+            // SAFETY: as above.
+            unsafe { move_block(p, old, size, align) }
+        }
+        // Crossing between small and large: a new block and a copy.
+        Block::Small(block) => {
+            // SAFETY: a live small block of `block` bytes.
+            unsafe { move_block(p, block, size, GRAIN) }
+        }
+        Block::Large(old, align) => {
+            // SAFETY: a live large block of `old` bytes.
+            unsafe { move_block(p, old, size, align) }
+        }
+    }
+}
+
+/// Moves the block at `p` (`old` usable bytes) into a new block of `size`
+/// bytes aligned to `align`; null, with `p` kept, when that fails.
+///
+/// # Safety
+/// `p` is a live block of at least `old` bytes, from [`malloc`].
+unsafe fn move_block(p: *mut u8, old: usize, size: usize, align: usize) -> *mut u8 {
+    let q = malloc(size, align, false);
+    if !q.is_null() {
+        // SAFETY: two live, distinct blocks, each at least as large as
+        // the bytes copied.
+        unsafe {
+            ptr::copy_nonoverlapping(p, q, old.min(size));
+            free(p);
+        }
+    }
+    q
+}
+
+/// Takes the large-block table's lock around `fork` (see `fork.rs`).
+pub(super) fn lock_for_fork() {
+    LARGE.lock();
+}
+
+/// Releases what [`lock_for_fork`] took.
+///
+/// # Safety
+/// [`lock_for_fork`] took the lock in this thread.
+pub(super) unsafe fn unlock_after_fork() {
+    // SAFETY: the caller's.
+    unsafe { LARGE.unlock() };
+}
+
+impl LiveTable {
+    /// The value recorded for `addr`.
+    pub(super) fn get(&self, addr: usize) -> Option<usize> {
+        if self.cap == 0 || addr <= TOMB {
+            return None;
+        }
+        let mask = self.cap - 1;
+        let mut i = self.home(addr);
+        let slots = self.entries();
+        loop {
+            match slots[i][0] {
+                super::track::EMPTY_SLOT => return None,
+                a if a == addr => return Some(slots[i][1]),
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+}
