@@ -49,19 +49,24 @@ done
 # (a free and an allocation through the cache), a free of another
 # thread's block, and an in-place growth by `realloc`. `free` and `remote`
 # have the allocations subtracted.
+gbin=target/release/probe-global
 gcount() {
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/probe-global "$@" 2>&1 \
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$gbin" "$@" 2>&1 \
         | awk '/refs:/ { gsub(",", "", $NF); print $NF }'
 }
 per_op() { echo $(( ($(gcount "$1" 201000) - $(gcount "$1" 1000)) / 200000 )); }
-alloc=$(per_op alloc)
-printf '\n| GlobalArena row | instructions |\n|---|---:|\n'
-printf '| alloc 48 B | %s |\n' "$alloc"
-printf '| free 48 B (to the cache) | %s |\n' "$(( $(per_op free) - alloc ))"
-printf '| ring step (free + alloc) | %s |\n' "$(per_op ring)"
-printf '| alloc 200 B | %s |\n' "$(per_op medium)"
-printf '| remote free 48 B | %s |\n' "$(( $(per_op remote) - alloc ))"
-printf '| realloc +8 B in place | %s |\n' "$(per_op realloc)"
+global_rows() { # the rows of "$gbin", under the title "$1"
+    local alloc
+    alloc=$(per_op alloc)
+    printf '\n| %s | instructions |\n|---|---:|\n' "$1"
+    printf '| alloc 48 B | %s |\n' "$alloc"
+    printf '| free 48 B (to the cache) | %s |\n' "$(( $(per_op free) - alloc ))"
+    printf '| ring step (free + alloc) | %s |\n' "$(per_op ring)"
+    printf '| alloc 200 B | %s |\n' "$(per_op medium)"
+    printf '| remote free 48 B | %s |\n' "$(( $(per_op remote) - alloc ))"
+    printf '| realloc +8 B in place | %s |\n' "$(per_op realloc)"
+}
+global_rows "GlobalArena row"
 
 # The same rows through the C interface (capi/programs/probe.c), on
 # libfiberalloc_malloc.so (the `c-abi` build: 16-byte classes, the class
@@ -94,16 +99,5 @@ done
 # the script rebuilds the default one first.)
 cargo build -q --release -p fiberalloc-benches --bin probe-global --features fiberalloc/c-abi
 cp target/release/probe-global target/capi/probe-global-c-abi
-printf '\n| GlobalArena row, `c-abi` build | instructions |\n|---|---:|\n'
 gbin=target/capi/probe-global-c-abi
-gcount() {
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$gbin" "$@" 2>&1 \
-        | awk '/refs:/ { gsub(",", "", $NF); print $NF }'
-}
-alloc=$(per_op alloc)
-printf '| alloc 48 B | %s |\n' "$alloc"
-printf '| free 48 B (to the cache) | %s |\n' "$(( $(per_op free) - alloc ))"
-printf '| ring step (free + alloc) | %s |\n' "$(per_op ring)"
-printf '| alloc 200 B | %s |\n' "$(per_op medium)"
-printf '| remote free 48 B | %s |\n' "$(( $(per_op remote) - alloc ))"
-printf '| realloc +8 B in place | %s |\n' "$(per_op realloc)"
+global_rows "GlobalArena row, \`c-abi\` build"

@@ -11,7 +11,7 @@ fn library() -> PathBuf {
     // target/<profile>/deps/c_abi-... -> target/<profile>
     let dir = exe.parent().and_then(|d| d.parent()).expect("target directory");
     let so = dir.join("libfiberalloc_malloc.so");
-    assert!(so.exists(), "{} was not built", so.display());
+    assert!(so.exists(), "{} was not built: run `cargo build -p fiberalloc-malloc` first", so.display());
     so
 }
 

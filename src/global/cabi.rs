@@ -32,7 +32,7 @@
 use super::chunk::{GlobalChunk, CHUNK_SIZE, HEADER_SIZE};
 use super::class::{class_of, class_size, is_large, GRAIN, LARGE_THRESHOLD};
 use super::large::{large_alloc, large_free, large_realloc};
-use super::track::{LiveTable, TOMB};
+use super::track::LiveTable;
 use super::GlobalArena;
 use crate::sync::{AtomicPtr, AtomicU64, Ordering, SpinLock};
 use crate::{align, sys};
@@ -199,7 +199,7 @@ fn lookup(p: *mut u8, what: &[u8]) -> Block {
 fn lookup_large(p: *mut u8, what: &[u8]) -> Block {
     let addr = p.addr();
     if !is_chunk(addr) {
-        if let Some(v) = LARGE.with(|t| t.get(addr)) {
+        if let Some(v) = LARGE.with(|t| t.find(addr).map(|i| t.entries()[i][1])) {
             return Block::Large(v & ((1 << 56) - 1), 1 << (v >> 56));
         }
     }
@@ -336,23 +336,4 @@ pub(super) fn lock_for_fork() {
 pub(super) unsafe fn unlock_after_fork() {
     // SAFETY: the caller's.
     unsafe { LARGE.unlock() };
-}
-
-impl LiveTable {
-    /// The value recorded for `addr`.
-    pub(super) fn get(&self, addr: usize) -> Option<usize> {
-        if self.cap == 0 || addr <= TOMB {
-            return None;
-        }
-        let mask = self.cap - 1;
-        let mut i = self.home(addr);
-        let slots = self.entries();
-        loop {
-            match slots[i][0] {
-                super::track::EMPTY_SLOT => return None,
-                a if a == addr => return Some(slots[i][1]),
-                _ => i = (i + 1) & mask,
-            }
-        }
-    }
 }

@@ -95,26 +95,30 @@ impl LiveTable {
         true
     }
 
-    /// Forgets `addr`; whether it was recorded.
-    pub(super) fn remove(&mut self, addr: usize) -> bool {
-        if self.cap == 0 {
-            return false;
+    /// The slot holding `addr`, if it is recorded.
+    pub(super) fn find(&self, addr: usize) -> Option<usize> {
+        if self.cap == 0 || addr <= TOMB {
+            return None;
         }
         let mask = self.cap - 1;
         let mut i = self.home(addr);
-        let slots = self.entries_mut();
+        let slots = self.entries();
         loop {
             match slots[i][0] {
-                EMPTY_SLOT => return false,
-                a if a == addr => {
-                    slots[i][0] = TOMB;
-                    self.len -= 1;
-                    self.tombs += 1;
-                    return true;
-                }
+                EMPTY_SLOT => return None,
+                a if a == addr => return Some(i),
                 _ => i = (i + 1) & mask,
             }
         }
+    }
+
+    /// Forgets `addr`; whether it was recorded.
+    pub(super) fn remove(&mut self, addr: usize) -> bool {
+        let Some(i) = self.find(addr) else { return false };
+        self.entries_mut()[i][0] = TOMB;
+        self.len -= 1;
+        self.tombs += 1;
+        true
     }
 
     /// Moves the entries to a new mapping, twice as large when more than a
