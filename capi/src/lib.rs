@@ -56,27 +56,19 @@ fn or_enomem(p: *mut u8) -> *mut c_void {
 /// None beyond C's: the block is the caller's until `free`.
 #[no_mangle]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
-    or_enomem(fa::malloc(size, MIN_ALIGN, false))
+    or_enomem(fa::malloc16(size))
 }
 
-/// Gives back a block (nothing for null); `errno` is left as it was.
+/// Gives back a block (nothing for null); `errno` is left as it was (the
+/// only calls that can set it, failing `munmap` or `madvise`, put it back:
+/// fiberalloc's `sys` layer does that for every call it makes).
 ///
 /// # Safety
 /// `p` is null or a live block from this library, not used again.
 #[no_mangle]
 pub unsafe extern "C" fn free(p: *mut c_void) {
-    if p.is_null() {
-        return;
-    }
-    // SAFETY: `__errno_location` returns the calling thread's `errno`,
-    // valid for the thread's life.
-    let e = unsafe { libc::__errno_location() };
-    // SAFETY: as just said.
-    let saved = unsafe { *e };
     // SAFETY: the caller's.
     unsafe { fa::free(p.cast()) };
-    // SAFETY: as above.
-    unsafe { *e = saved };
 }
 
 /// `free` under its old name.

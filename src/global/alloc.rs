@@ -189,6 +189,23 @@ impl GlobalArena {
     /// `ptr` is a live small block of `size` bytes aligned to `align`.
     #[inline(always)]
     pub(super) unsafe fn free_small(ptr: *mut u8, size: usize, align: usize) {
+        // SAFETY: forwarded from the caller; `class_of` gives the class.
+        unsafe { Self::free_small_class(ptr, size, align, || class_of(size)) }
+    }
+
+    /// [`free_small`](Self::free_small) with the size's class and block
+    /// size given by `class` (see [`free_in_class`](Self::free_in_class)).
+    ///
+    /// # Safety
+    /// As for [`free_small`](Self::free_small), and `class()` returns
+    /// `class_of(size)`.
+    #[inline(always)]
+    pub(super) unsafe fn free_small_class(
+        ptr: *mut u8,
+        size: usize,
+        align: usize,
+        class: impl Fn() -> (usize, usize),
+    ) {
         let active = with_local(
             #[inline(always)]
             |l| {
@@ -196,7 +213,7 @@ impl GlobalArena {
                     return false;
                 }
                 // SAFETY: forwarded from the caller.
-                unsafe { Self::free_in(l, ptr, size, align) };
+                unsafe { Self::free_in_class(l, ptr, size, align, class) };
                 true
             },
         );
@@ -213,11 +230,31 @@ impl GlobalArena {
     /// As for [`free_small`](Self::free_small).
     #[inline(always)]
     pub(super) unsafe fn free_in(l: &Local, ptr: *mut u8, size: usize, align: usize) {
+        // SAFETY: forwarded from the caller; `class_of` gives the class.
+        unsafe { Self::free_in_class(l, ptr, size, align, || class_of(size)) }
+    }
+
+    /// [`free_in`](Self::free_in) with the size's class and block size
+    /// given by `class` (`class_of(size)`, worked out only on the paths
+    /// that need it): the C `free` reads them from its table, and works out
+    /// nothing from the size.
+    ///
+    /// # Safety
+    /// As for [`free_small`](Self::free_small), and `class()` returns
+    /// `class_of(size)`.
+    #[inline(always)]
+    pub(super) unsafe fn free_in_class(
+        l: &Local,
+        ptr: *mut u8,
+        size: usize,
+        align: usize,
+        class: impl Fn() -> (usize, usize),
+    ) {
         let chunk = chunk_of(ptr);
         l.counters.on_free(size);
         let owner = l.owner_for(size);
         let mine = if owner.chunk.get() == chunk {
-            ptr.addr() + block_size(size) != owner.cursor.get().addr()
+            ptr.addr() + class().1 != owner.cursor.get().addr()
         } else {
             // Relaxed: a hint (see `GlobalChunk::owner`).
             // SAFETY: the block is live, so its chunk is.
@@ -235,7 +272,8 @@ impl GlobalArena {
         if mine && cacheable(size, align) && l.cache.admits(allocs) {
             // SAFETY: a live cacheable block is block_size(size) bytes and
             // GRAIN-aligned; its user has freed it.
-            if !unsafe { l.cache.push(ptr, size, allocs) } {
+            let (class, block) = class();
+            if !unsafe { l.cache.push(ptr, class, block, allocs) } {
                 l.flush_cache();
             }
         } else {

@@ -14,8 +14,9 @@
 //!   `max_align_t`. The table costs one byte store per allocation, resident
 //!   at one page per 64 KiB of blocks.
 //! - **Which chunks exist**: a bitmap with one bit per `CHUNK_SIZE` of the
-//!   47-bit address space (8 MiB of address space, mapped on the first
-//!   chunk, touched only where chunks are), set when a chunk is mapped.
+//!   47-bit address space (a zeroed static of 8 MiB, of which only the
+//!   pages over the chunks' addresses are touched), set when a chunk is
+//!   mapped.
 //!   Chunks are never unmapped, so a bit is never cleared.
 //! - **Large blocks** (a mapping each) are recorded in a hash table of
 //!   their own (address to size and alignment) under a spin lock: they are
@@ -34,7 +35,7 @@ use super::class::{class_of, class_size, is_large, GRAIN, LARGE_THRESHOLD};
 use super::large::{large_alloc, large_free, large_realloc};
 use super::track::LiveTable;
 use super::GlobalArena;
-use crate::sync::{AtomicPtr, AtomicU64, Ordering, SpinLock};
+use crate::sync::{plain::AtomicU64, Ordering, SpinLock};
 use crate::{align, sys};
 use core::alloc::Layout;
 use core::ptr;
@@ -51,45 +52,39 @@ const _: () = assert!(core::mem::size_of::<GlobalChunk>() <= TABLE_OFFSET);
 const _: () = assert!(TABLE_OFFSET + TABLE_BYTES <= HEADER_SIZE);
 const _: () = assert!(super::class::CLASSES <= 256, "a class fits in a byte");
 
+/// Block size by table byte: `class_size` of each class, 0 for a byte that
+/// is no class (0, which marks a granule that starts no live block, and
+/// bytes past the last class). One load where `class_size` is a branch
+/// and a shift.
+static BLOCK_OF: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut class = 1;
+    while class < super::class::CLASSES {
+        t[class] = class_size(class) as u32;
+        class += 1;
+    }
+    t
+};
+
 /// Address bits covered by the chunk bitmap.
 const ADDRESS_BITS: u32 = 47;
 /// Words of the chunk bitmap.
 const MAP_WORDS: usize = (1 << ADDRESS_BITS) / CHUNK_SIZE / 64;
 
-/// The chunk bitmap (null until the first chunk is mapped).
-static CHUNK_MAP: AtomicPtr<AtomicU64> = AtomicPtr::new(ptr::null_mut());
+/// The chunk bitmap: zeroed memory (`.bss`) of which only the pages over
+/// the chunks' addresses are ever touched. A static, so reading it needs
+/// no test that it exists.
+static CHUNK_MAP: [AtomicU64; MAP_WORDS] = [const { AtomicU64::new(0) }; MAP_WORDS];
 
 /// Large blocks: address to `size | log2(align) << 56`.
 pub(super) static LARGE: SpinLock<LiveTable> =
     SpinLock::new(LiveTable { slots: ptr::null_mut(), cap: 0, len: 0, tombs: 0 });
 
-/// Notes a freshly mapped chunk in the bitmap, mapping the bitmap the first
-/// time. `false` when the bitmap cannot be mapped or the chunk lies above
-/// the address range it covers (the chunk is then not used).
+/// Notes a freshly mapped chunk in the bitmap. `false` when the chunk lies
+/// above the address range the bitmap covers (the chunk is then not used).
 pub(super) fn register_chunk(chunk: *mut GlobalChunk) -> bool {
     let index = chunk.addr() / CHUNK_SIZE;
-    if index / 64 >= MAP_WORDS {
-        return false;
-    }
-    // Acquire: pairs with the Release below, so the words are seen mapped.
-    let mut map = CHUNK_MAP.load(Ordering::Acquire);
-    if map.is_null() {
-        let Ok(fresh) = sys::map(MAP_WORDS * 8) else { return false };
-        let fresh = fresh.as_ptr().cast::<AtomicU64>();
-        // AcqRel: publishes the zeroed mapping; on a lost race, acquires
-        // the winner's.
-        match CHUNK_MAP.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => map = fresh,
-            Err(winner) => {
-                // SAFETY: our own fresh mapping, never published.
-                let _ =
-                    unsafe { sys::release(core::ptr::NonNull::new_unchecked(fresh.cast()), MAP_WORDS * 8) };
-                map = winner;
-            }
-        }
-    }
-    // SAFETY: `index / 64 < MAP_WORDS`, inside the bitmap's mapping.
-    let word = unsafe { &*map.add(index / 64) };
+    let Some(word) = CHUNK_MAP.get(index / 64) else { return false };
     // Release: a thread that sees the bit (Acquire in `is_chunk`) sees
     // the chunk's header and zeroed table written before.
     word.fetch_or(1 << (index % 64), Ordering::Release);
@@ -100,15 +95,11 @@ pub(super) fn register_chunk(chunk: *mut GlobalChunk) -> bool {
 #[inline(always)]
 fn is_chunk(addr: usize) -> bool {
     let index = addr / CHUNK_SIZE;
-    // Acquire: pairs with `register_chunk`.
-    let map = CHUNK_MAP.load(Ordering::Acquire);
-    if map.is_null() || index / 64 >= MAP_WORDS {
-        return false;
+    match CHUNK_MAP.get(index / 64) {
+        // Acquire: pairs with `register_chunk`.
+        Some(word) => word.load(Ordering::Acquire) & (1 << (index % 64)) != 0,
+        None => false,
     }
-    // SAFETY: inside the bitmap's mapping (checked above).
-    let word = unsafe { &*map.add(index / 64) };
-    // Acquire: as above.
-    word.load(Ordering::Acquire) & (1 << (index % 64)) != 0
 }
 
 /// The class-table entry of the granule at `ptr`, a pointer into a chunk.
@@ -129,12 +120,32 @@ fn note_small(p: *mut u8, size: usize) {
     unsafe { entry(p).write(class_of(size).0 as u8) };
 }
 
+/// `malloc`: a block of `size` bytes aligned to 16 (`max_align_t`); null
+/// when memory runs out or the size overflows. The common case (a small
+/// block) inline, with no stack frame of its own: every other case is a
+/// tail call.
+#[inline(always)]
+pub fn malloc16(size: usize) -> *mut u8 {
+    if size <= LARGE_THRESHOLD {
+        // `malloc(0)` is a unique block: a byte's (`GlobalAlloc` is never
+        // asked for 0 bytes). Every block starts on a GRAIN of 16, so
+        // alignment 1 is as good as 16.
+        let size = size.max(1);
+        let p = GlobalArena::alloc_small(size, 1, false);
+        if !p.is_null() {
+            note_small(p, size);
+        }
+        return p;
+    }
+    malloc(size, GRAIN, false)
+}
+
 /// A block of `size` bytes aligned to `align` (a power of two), zeroed
 /// when `zero`; null when memory runs out or the size overflows.
+#[inline(never)]
 pub fn malloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     let align = align.max(GRAIN);
-    // `malloc(0)` is a unique block: a byte's (`GlobalAlloc` is never
-    // asked for 0 bytes, and a mapping of 0 pages does not exist).
+    // As in `malloc16`.
     let size = size.max(1);
     let Ok(layout) = Layout::from_size_align(size, align) else { return ptr::null_mut() };
     if is_large(size, align) {
@@ -178,19 +189,32 @@ enum Block {
     Large(usize, usize),
 }
 
-/// Finds the block `p` starts, or reports the pointer and aborts. The
-/// small-block half is inline: a bitmap word and a table byte.
+/// The class and block size of the small block that starts at `p`, or
+/// `None` when `p` is no small block's start (null, a large block, or a
+/// pointer this library never handed out): a bitmap word, a table byte and
+/// [`BLOCK_OF`].
 #[inline(always)]
-fn lookup(p: *mut u8, what: &[u8]) -> Block {
+fn small_class(p: *mut u8) -> Option<(usize, usize)> {
     let addr = p.addr();
     if is_chunk(addr) && align::is_aligned(addr, GRANULE) && addr % CHUNK_SIZE >= HEADER_SIZE {
         // SAFETY: a pointer into a registered chunk's data.
         let class = unsafe { entry(p).read() } as usize;
-        if class != 0 {
-            return Block::Small(class_size(class));
+        let block = BLOCK_OF[class] as usize;
+        if block != 0 {
+            return Some((class, block));
         }
     }
-    lookup_large(p, what)
+    None
+}
+
+/// Finds the block `p` starts, or reports the pointer and aborts. The
+/// small-block half is inline: a bitmap word and a table byte.
+#[inline(always)]
+fn lookup(p: *mut u8, what: &[u8]) -> Block {
+    match small_class(p) {
+        Some((_, block)) => Block::Small(block),
+        None => lookup_large(p, what),
+    }
 }
 
 /// [`lookup`] of a pointer that is no small block's start.
@@ -214,25 +238,44 @@ fn invalid(what: &[u8]) -> ! {
     sys::fatal(b": a pointer fiberalloc did not hand out (or not a block's start)\n")
 }
 
-/// Frees a block from [`malloc`] (nothing for null).
+/// Frees a block from [`malloc`] (nothing for null). A small block's free
+/// is inline, with no stack frame of its own; a large block, and a pointer
+/// that is no block, go out of line.
 ///
 /// # Safety
 /// `p` is null or a live block from [`malloc`] or [`realloc`], not used
 /// again.
+#[inline(always)]
 pub unsafe fn free(p: *mut u8) {
-    if p.is_null() {
+    if let Some((class, block)) = small_class(p) {
+        // Marked free, so a second `free` of the block is caught while
+        // nothing else has taken its place.
+        // SAFETY: `p` is a small block's start (`small_class`).
+        unsafe { entry(p).write(0) };
+        // SAFETY: a live small block of its class's size (at most
+        // LARGE_THRESHOLD, so small, and GRAIN-aligned), which is the
+        // class of that size.
+        unsafe { GlobalArena::free_small_class(p, block, 1, || (class, block)) };
         return;
     }
+    if !p.is_null() {
+        // SAFETY: the caller's.
+        unsafe { free_other(p) };
+    }
+}
+
+/// [`free`] of a pointer that is no small block's start: a large block, or
+/// one this library never handed out (reported, and the process aborts).
+///
+/// # Safety
+/// As for [`free`], with `p` not null.
+#[cold]
+#[inline(never)]
+unsafe fn free_other(p: *mut u8) {
     match lookup(p, b"free") {
-        Block::Small(block) => {
-            // Marked free, so a second `free` of the block is caught while
-            // nothing else has taken its place.
-            // SAFETY: `p` is a small block's start (lookup).
-            unsafe { entry(p).write(0) };
-            // SAFETY: a live small block of `block` bytes (its class), so
-            // the layout of its class size describes it as `dealloc` wants.
-            unsafe { GlobalArena::dealloc_raw(p, Layout::from_size_align_unchecked(block, GRAIN)) }
-        }
+        // (A small block reaches here only if its table byte changed
+        // between the two reads: a double free racing with a reuse.)
+        Block::Small(_) => invalid(b"free"),
         Block::Large(size, align) => {
             LARGE.with(|t| t.remove(p.addr()));
             // SAFETY: a live large block of this size and alignment.

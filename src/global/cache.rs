@@ -112,16 +112,17 @@ impl ThreadCache {
         self.bytes.get() < CACHE_BASE_BYTES || allocs > self.spent.get()
     }
 
-    /// Keeps a freed block of `size` bytes, spending one allocation of
-    /// credit (`allocs` is the thread's allocation count). Returns `false`
-    /// when the cache is over its limit (the caller then flushes it).
+    /// Keeps a freed block of class `class` (`block` bytes, as `class_of`
+    /// gives them), spending one allocation of credit (`allocs` is the
+    /// thread's allocation count). Returns `false` when the cache is over
+    /// its limit (the caller then flushes it).
     ///
     /// # Safety
-    /// `ptr` is a block of this allocator of `block_size(size)` bytes, aligned
-    /// to GRAIN, that its user has freed.
+    /// `ptr` is a block of this allocator of `block` bytes, aligned to
+    /// GRAIN, that its user has freed; `class` is a small class below
+    /// `CLASSES`.
     #[inline(always)]
-    pub(super) unsafe fn push(&self, ptr: *mut u8, size: usize, allocs: u64) -> bool {
-        let (class, block) = class_of(size);
+    pub(super) unsafe fn push(&self, ptr: *mut u8, class: usize, block: usize, allocs: u64) -> bool {
         // The link is written through the caller's pointer (under Miri its
         // tag may still be protected by the `Box` being dropped); the list
         // keeps a pointer with the chunk's own provenance.

@@ -74,7 +74,7 @@ pub(super) fn class_of(size: usize) -> (usize, usize) {
 
 /// The block size of class `class` (the inverse of [`class_of`]).
 #[inline]
-pub(super) fn class_size(class: usize) -> usize {
+pub(super) const fn class_size(class: usize) -> usize {
     if class <= LINEAR_MAX / GRAIN {
         return class * GRAIN;
     }

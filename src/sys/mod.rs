@@ -8,8 +8,10 @@
 //! - Addresses and sizes passed in and returned are multiples of
 //!   [`page_size()`], and sizes are never zero.
 //! - A failure returns the OS reason as an [`std::io::Error`] (its `errno`)
-//!   and leaves the pages as they were; nothing here panics or allocates
-//!   through the global allocator, so the global allocator may call it.
+//!   and leaves the pages as they were, and `errno` as it was before the
+//!   call (the C library's `free` must not change it); nothing here panics
+//!   or allocates through the global allocator, so the global allocator may
+//!   call it.
 //! - [`map`] returns readable, writable, zero-filled pages; [`reserve`]
 //!   returns address space with no access; [`commit`] opens pages for reading
 //!   and writing; [`decommit`] gives the physical pages back while keeping the

@@ -40,8 +40,32 @@ pub fn mappings_made() -> usize {
     MAPPINGS.try_with(core::cell::Cell::get).unwrap_or(0)
 }
 
-fn last_error() -> io::Error {
-    io::Error::last_os_error()
+/// `errno` as it is before a call, for [`failure`] to put back.
+#[inline]
+fn errno_before() -> libc::c_int {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `__errno_location` returns the calling thread's `errno`.
+        unsafe { *libc::__errno_location() }
+    }
+    #[cfg(not(target_os = "linux"))]
+    0
+}
+
+/// The error a failed call left in `errno`, which is then put back as it
+/// was `before` the call: a C program's `free` reaches `munmap` and
+/// `madvise`, and `free` must leave `errno` alone (calls that succeed do
+/// not touch it).
+fn failure(before: libc::c_int) -> io::Error {
+    let e = io::Error::last_os_error();
+    #[cfg(target_os = "linux")]
+    // SAFETY: as in `errno_before`.
+    unsafe {
+        *libc::__errno_location() = before
+    };
+    #[cfg(not(target_os = "linux"))]
+    let _ = before;
+    e
 }
 
 /// The size of a page, in bytes.
@@ -60,13 +84,14 @@ pub fn page_size() -> usize {
 }
 
 fn mmap(size: usize, prot: libc::c_int) -> io::Result<NonNull<u8>> {
+    let before = errno_before();
     // SAFETY: an anonymous private mapping at an address of the kernel's
     // choosing touches no existing memory.
     let p = unsafe {
         libc::mmap(core::ptr::null_mut(), size, prot, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
     };
     if p == libc::MAP_FAILED {
-        return Err(last_error());
+        return Err(failure(before));
     }
     let _ = MAPPINGS.try_with(|n| n.set(n.get() + 1));
     NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))
@@ -84,23 +109,25 @@ pub fn reserve(size: usize) -> io::Result<NonNull<u8>> {
 }
 
 fn mprotect(ptr: NonNull<u8>, size: usize, prot: libc::c_int) -> io::Result<()> {
+    let before = errno_before();
     // SAFETY: the caller (an unsafe fn of this module) guarantees that the
     // range is a mapping it owns; mprotect on it affects nothing else.
     let r = unsafe { libc::mprotect(ptr.as_ptr().cast(), size, prot) };
     if r == 0 {
         Ok(())
     } else {
-        Err(last_error())
+        Err(failure(before))
     }
 }
 
 fn madvise(ptr: NonNull<u8>, size: usize, advice: libc::c_int) -> io::Result<()> {
+    let before = errno_before();
     // SAFETY: as for `mprotect`: the caller owns the range.
     let r = unsafe { libc::madvise(ptr.as_ptr().cast(), size, advice) };
     if r == 0 {
         Ok(())
     } else {
-        Err(last_error())
+        Err(failure(before))
     }
 }
 
@@ -236,11 +263,12 @@ pub unsafe fn resident(ptr: NonNull<u8>, out: &mut [bool]) -> io::Result<()> {
     let mut vec = [0u8; 64];
     for (i, part) in out.chunks_mut(vec.len()).enumerate() {
         let at = ptr.as_ptr().wrapping_add(i * vec.len() * page);
+        let before = errno_before();
         // SAFETY: `at..at + part.len() pages` lies in the caller's mapping,
         // and `vec` has room for one byte per page of it.
         let r = unsafe { libc::mincore(at.cast(), part.len() * page, vec.as_mut_ptr().cast()) };
         if r != 0 {
-            return Err(last_error());
+            return Err(failure(before));
         }
         for (o, v) in part.iter_mut().zip(vec) {
             *o = v & 1 != 0;
@@ -266,12 +294,13 @@ pub fn guard_markers() -> Option<bool> {
 /// The range is a whole mapping (or a page-aligned part of one) that the
 /// caller owns and that nothing refers to any more.
 pub unsafe fn release(ptr: NonNull<u8>, size: usize) -> io::Result<()> {
+    let before = errno_before();
     // SAFETY: the caller hands over the range.
     let r = unsafe { libc::munmap(ptr.as_ptr().cast(), size) };
     if r == 0 {
         Ok(())
     } else {
-        Err(last_error())
+        Err(failure(before))
     }
 }
 
@@ -356,11 +385,12 @@ pub unsafe fn remap(ptr: NonNull<u8>, old: usize, new: usize, may_move: bool) ->
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         let flags = if may_move { libc::MREMAP_MAYMOVE } else { 0 };
+        let before = errno_before();
         // SAFETY: the caller owns the mapping; mremap either moves it whole
         // (unmapping the old range) or fails and leaves it as it was.
         let p = unsafe { libc::mremap(ptr.as_ptr().cast(), old, new, flags) };
         if p == libc::MAP_FAILED {
-            return Err(last_error());
+            return Err(failure(before));
         }
         NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))
     }
