@@ -270,9 +270,9 @@ impl GlobalArena {
         };
         let allocs = l.counters.allocs.load(Ordering::Relaxed);
         if mine && cacheable(size, align) && l.cache.admits(allocs) {
-            // SAFETY: a live cacheable block is block_size(size) bytes and
-            // GRAIN-aligned; its user has freed it.
             let (class, block) = class();
+            // SAFETY: a live cacheable block is `block` bytes (its class's)
+            // and GRAIN-aligned; its user has freed it.
             if !unsafe { l.cache.push(ptr, class, block, allocs) } {
                 l.flush_cache();
             }
