@@ -200,3 +200,36 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
     // SAFETY: the caller's.
     unsafe { fa::usable_size(p.cast()) }
 }
+
+/// With `FIBERALLOC_STATS` set in the environment, prints
+/// `GlobalArena::stats()` to stderr when the program exits (run from
+/// `.fini_array`, after `main` returns or `exit` is called): live and peak
+/// bytes, chunks in use, cached and pinned, committed memory. Formatted
+/// into a buffer on the stack: nothing is allocated.
+extern "C" fn print_stats_at_exit() {
+    // SAFETY: the name is a NUL-terminated string; `getenv` only reads.
+    if unsafe { libc::getenv(c"FIBERALLOC_STATS".as_ptr()) }.is_null() {
+        return;
+    }
+    struct Buf {
+        bytes: [u8; 1024],
+        len: usize,
+    }
+    impl core::fmt::Write for Buf {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            let room = self.bytes.len() - self.len;
+            let n = s.len().min(room);
+            self.bytes[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+            self.len += n;
+            Ok(())
+        }
+    }
+    let mut buf = Buf { bytes: [0; 1024], len: 0 };
+    let _ = core::fmt::write(&mut buf, format_args!("fiberalloc stats at exit:\n{}\n", fa::stats()));
+    // SAFETY: writes `len` initialised bytes of the buffer to stderr.
+    let _ = unsafe { libc::write(2, buf.bytes.as_ptr().cast(), buf.len) };
+}
+
+#[used]
+#[link_section = ".fini_array"]
+static PRINT_STATS_AT_EXIT: extern "C" fn() = print_stats_at_exit;

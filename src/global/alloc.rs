@@ -311,7 +311,7 @@ impl GlobalArena {
             return Self::alloc_fallback(size, align, zero);
         }
         let owner = l.owner_for(size);
-        if align <= GRAIN && l.adopt_pinned(owner) {
+        if align <= GRAIN && (l.adopt_pinned(owner) || l.adopt_abandoned()) {
             if let Some(p) = l.cache.pop(size) {
                 l.counters.on_alloc(size);
                 if zero {

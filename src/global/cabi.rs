@@ -166,6 +166,12 @@ pub fn malloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     p
 }
 
+/// The allocator's statistics (`GlobalArena::stats`), for the C library's
+/// report at exit.
+pub fn stats() -> super::GlobalStats {
+    GlobalArena::new().stats()
+}
+
 /// The page size, which `valloc` aligns to.
 pub fn page_size() -> usize {
     sys::page_size()

@@ -142,6 +142,26 @@ impl ThreadCache {
 }
 
 impl Local {
+    /// Empties the thread cache at thread exit: every block is counted
+    /// into its chunk as a remote free would be, and linked on the chunk's
+    /// `xfree` list, so that the threads that come after can adopt it
+    /// (`abandon.rs`) rather than leave it unused until the chunk is
+    /// recycled. The thread's owners are about to retire their chunks, so
+    /// counting frees of them through the atomic count is as exact as
+    /// counting them in the owner's (the sum is what is live).
+    pub(super) fn flush_cache_at_exit(&self) {
+        for class in 1..CLASSES {
+            let size = class_size(class);
+            while let Some(block) = self.cache.pop(size) {
+                let ptr = block.as_ptr();
+                // SAFETY: a cached block is, for its chunk, a live block of
+                // its class's size, and of a cacheable layout.
+                unsafe { self.count_remote(ptr, size, chunk_of(ptr), true) };
+            }
+        }
+        self.flush_pending();
+    }
+
     /// Empties the thread cache into the chunks, and sets its next limit.
     #[cold]
     #[inline(never)]

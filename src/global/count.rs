@@ -28,6 +28,12 @@
 //! while it counts the adopted blocks live again; then it drops the
 //! phantom, and recycles the chunk if that was the last live block.
 //!
+//! A retired chunk with live blocks may also be taken over by a new owner
+//! ([`RemoteCount::take_over`]: a thread that exits leaves the unused part
+//! of its chunk to the next thread that needs one): the count moves down by
+//! a bias that the new owner's live count starts at, so that the sum stays
+//! exact and `debt` stays below zero while the chunk is owned.
+//!
 //! Orderings: every decrement and the retiring add are `AcqRel`. The
 //! release half publishes the thread's last use of its block (or the
 //! owner's header writes); the read-modify-writes form one release
@@ -35,6 +41,11 @@
 //! recycler may hand the memory to a new owner.
 
 use crate::sync::{AtomicIsize, Ordering};
+
+/// What an owner that took a chunk over ([`RemoteCount::take_over`])
+/// starts its live count at, and what the take-over subtracts from `debt`:
+/// more than a chunk could ever hold blocks or adopters.
+pub const TAKEN_OVER: usize = 1 << 40;
 
 /// The atomic half of a chunk's live count (see the module docs).
 pub struct RemoteCount {
@@ -114,6 +125,38 @@ impl RemoteCount {
             // use of the chunk; the freed blocks' links themselves are
             // acquired by the adopter's swap of the list.
             match self.debt.compare_exchange_weak(d, d + 1, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(now) => d = now,
+            }
+        }
+        false
+    }
+
+    /// A thread takes a retired chunk that still has live blocks as its
+    /// own again (to bump through the space its last owner left unused).
+    /// Returns `false`, changing nothing, when the chunk is not retired
+    /// with live blocks (owned, or at zero: recycled or being recycled).
+    ///
+    /// On success the count is moved down by [`TAKEN_OVER`] and the new
+    /// owner's live count starts at [`TAKEN_OVER`]: their sum is still the
+    /// number of live blocks, and `debt` is far below zero, as it must be
+    /// while the chunk is owned, however many of the blocks other threads
+    /// free or adopt meanwhile (an adopter that pinned the chunk before
+    /// this adds what it adopts and drops its pin against a count that can
+    /// no longer read 1).
+    pub fn take_over(&self) -> bool {
+        // Relaxed: the loop only reads the value to build the next one.
+        let mut d = self.debt.load(Ordering::Relaxed);
+        while d > 0 {
+            // Acquire on success: the retirement (the last owner's writes
+            // to the header, its `dirty_end` first) happens before the new
+            // owner's use of the chunk.
+            match self.debt.compare_exchange_weak(
+                d,
+                d - TAKEN_OVER as isize,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return true,
                 Err(now) => d = now,
             }

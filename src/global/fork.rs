@@ -1,5 +1,6 @@
 //! `fork(2)`: the allocator's locks taken around it.
 
+use super::abandon::{ABANDONED, ORPHANS};
 use super::chunk::FREE;
 use super::owner::FALLBACK;
 use super::stats::REGISTRY;
@@ -31,10 +32,13 @@ pub(super) fn arm_fork_handlers() {
 
 /// Runs in the forking thread just before `fork`: takes every lock, in the
 /// one order in which they nest (a fallback refill takes `FREE` while it
-/// holds `FALLBACK`; `REGISTRY` and `LIVE` are never held with another).
+/// holds `FALLBACK`, and a fallback retirement `ABANDONED` and `ORPHANS`;
+/// those two, `REGISTRY` and `LIVE` are never held with another).
 pub(super) extern "C" fn before_fork() {
     FALLBACK.lock();
     FREE.lock();
+    ABANDONED.lock();
+    ORPHANS.lock();
     REGISTRY.lock();
     LIVE.lock();
     #[cfg(feature = "c-abi")]
@@ -44,13 +48,15 @@ pub(super) extern "C" fn before_fork() {
 /// Runs just after `fork`, in the parent and in the child: releases what
 /// [`before_fork`] took, in reverse order.
 pub(super) extern "C" fn after_fork() {
-    // SAFETY: `before_fork` took all four in this thread (in the child, in
+    // SAFETY: `before_fork` took them all in this thread (in the child, in
     // the thread it is a copy of), and nothing made under them is in use.
     unsafe {
         #[cfg(feature = "c-abi")]
         super::cabi::unlock_after_fork();
         LIVE.unlock();
         REGISTRY.unlock();
+        ORPHANS.unlock();
+        ABANDONED.unlock();
         FREE.unlock();
         FALLBACK.unlock();
     }

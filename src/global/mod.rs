@@ -1,4 +1,5 @@
 #![doc = include_str!("../../docs/global-arena.md")]
+mod abandon;
 mod alloc;
 #[cfg(feature = "c-abi")]
 pub mod cabi;

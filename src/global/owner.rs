@@ -7,8 +7,9 @@
 //! ([`Owner::refill`]). Each thread has two (`thread.rs`); threads whose
 //! own state is gone share [`FALLBACK`] behind a spin lock.
 
+use super::abandon::{abandon, abandoned_waiting, offer_orphan, take_orphan, ORPHAN_MIN_TAIL, TAKEN_OVER};
 use super::chunk::{acquire_chunk, recycle, GlobalChunk, CHUNKS_PINNED, CHUNK_SIZE, HEADER_SIZE};
-use super::class::{block_size, LARGE_THRESHOLD};
+use super::class::{block_size, LARGE_THRESHOLD, SMALL_MAX};
 use super::stats::note_peak;
 use crate::sync::{Ordering, SpinLock};
 use crate::{align, sys};
@@ -27,6 +28,11 @@ use core::ptr::{self, NonNull};
 /// 3x the peak RSS.
 pub(super) const PREFAULT_STEP: usize = 256 << 10;
 const _: () = assert!(CHUNK_SIZE.is_multiple_of(PREFAULT_STEP) && LARGE_THRESHOLD <= PREFAULT_STEP);
+
+/// How far the limit moves at a time, before an owner prefaults, while
+/// abandoned chunks wait to be adopted from (see [`Owner::grow_limit`]).
+pub(super) const ADOPT_STEP: usize = 64 << 10;
+const _: () = assert!(CHUNK_SIZE.is_multiple_of(ADOPT_STEP));
 
 /// Chunks each owner remembers as retired while kept by live blocks.
 pub(super) const PINNED_SLOTS: usize = 4;
@@ -131,8 +137,16 @@ impl Owner {
             return false;
         }
         if !self.prefault.get() {
-            // Pages fault in as they are touched.
-            self.limit.set(end);
+            // Pages fault in as they are touched. While other threads'
+            // chunks wait with freed blocks to adopt (`abandon.rs`), the
+            // limit moves in steps of ADOPT_STEP, so that the slow path
+            // looks at them that often instead of once per chunk.
+            let to = if abandoned_waiting() {
+                align::round_up(need.max(limit + 1), ADOPT_STEP).min(end)
+            } else {
+                end
+            };
+            self.limit.set(to);
             return true;
         }
         // Chunks are CHUNK_SIZE-aligned, so step boundaries are absolute.
@@ -201,12 +215,29 @@ impl Owner {
         self.rewind(start);
     }
 
-    /// Lets go of the current chunk (if any): recycles it at once when no
-    /// block in it is live, else whoever frees its last block will.
-    pub(super) fn retire(&self) {
+    /// Lets go of the current chunk at thread exit: as [`retire`](Self::retire),
+    /// and a chunk kept by live blocks with at least [`ORPHAN_MIN_TAIL`]
+    /// never handed out is offered for the next owner of `side` to take
+    /// over (`abandon.rs`).
+    pub(super) fn retire_at_exit(&self, side: usize) {
         let chunk = self.chunk.get();
         if chunk.is_null() {
             return;
+        }
+        let used = self.cursor.get().addr().max(self.clean_from.get());
+        let tail = chunk.addr() + CHUNK_SIZE - used;
+        if self.retire() && tail >= ORPHAN_MIN_TAIL {
+            offer_orphan(side, chunk);
+        }
+    }
+
+    /// Lets go of the current chunk (if any): recycles it at once when no
+    /// block in it is live, else whoever frees its last block will.
+    /// Returns whether the chunk is kept by live blocks.
+    pub(super) fn retire(&self) -> bool {
+        let chunk = self.chunk.get();
+        if chunk.is_null() {
+            return false;
         }
         // SAFETY: the owner's chunk is a live header.
         let header = unsafe { &*chunk };
@@ -223,11 +254,14 @@ impl Owner {
             // SAFETY: no block is live and the owner has let go: the chunk
             // is ours to give back, once.
             unsafe { recycle(chunk) };
+            false
         } else {
             // Kept by live blocks: remember it in place of the oldest entry.
+            // The entry it replaces goes to the abandoned chunks.
             let slot = (0..PINNED_SLOTS).min_by_key(|&i| self.pinned_at[i].get()).unwrap_or(0);
-            self.pinned[slot].set(chunk);
+            abandon(self.pinned[slot].replace(chunk));
             self.pinned_at[slot].set(retired);
+            true
         }
     }
 
@@ -255,6 +289,11 @@ impl Owner {
             }
             self.retire();
         }
+        while let Some(orphan) = take_orphan(usize::from(size > SMALL_MAX)) {
+            if let Some(p) = self.bump_orphan(orphan, size, align, zero) {
+                return Some(p);
+            }
+        }
         let (live, _, _) = note_peak();
         let fresh = acquire_chunk(live)?.as_ptr();
         // SAFETY: a chunk just taken from the free list or mapped: ours.
@@ -270,6 +309,41 @@ impl Owner {
         self.limit.set(dirty_end);
         self.clean_from.set(dirty_end);
         if dirty_end < base.addr() + CHUNK_SIZE && !self.grow_limit(self.end_of(size, align)) {
+            return None;
+        }
+        self.bump(size, align, zero)
+    }
+
+    /// Owns `chunk`, just taken over ([`take_orphan`]), and bumps on from
+    /// where its last owner stopped: everything from its `dirty_end` on is
+    /// untouched, and there is room for any small block
+    /// ([`ORPHAN_MIN_TAIL`]) unless the chunk was recycled and filled since
+    /// it was offered (it is then retired again, and the result is `None`).
+    #[cold]
+    fn bump_orphan(
+        &self,
+        chunk: *mut GlobalChunk,
+        size: usize,
+        align: usize,
+        zero: bool,
+    ) -> Option<NonNull<u8>> {
+        // SAFETY: chunk headers stay mapped; the take-over made it ours.
+        let header = unsafe { &*chunk };
+        // Relaxed: a statistic; the chunk is in use again, not pinned.
+        CHUNKS_PINNED.fetch_sub(1, Ordering::Relaxed);
+        self.chunk.set(chunk);
+        // Relaxed: a hint (see `GlobalChunk::owner`).
+        header.owner.store(ptr::from_ref(self).addr(), Ordering::Relaxed);
+        self.live.set(TAKEN_OVER);
+        // The take-over acquired the last owner's write of `dirty_end`.
+        let dirty_end = header.dirty_end.get();
+        self.cursor.set(chunk.cast::<u8>().with_addr(dirty_end));
+        self.limit.set(dirty_end);
+        self.clean_from.set(dirty_end);
+        if !self.grow_limit(self.end_of(size, align)) {
+            // Not the chunk that was offered: it was recycled since, and
+            // filled and retired by another owner. Let it go again.
+            self.retire();
             return None;
         }
         self.bump(size, align, zero)

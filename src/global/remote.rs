@@ -71,6 +71,27 @@ impl RemoteList {
         }
     }
 
+    /// The last block of the list that starts at `head`, or `None` when a
+    /// link on the way is not one this allocator wrote (a use after free
+    /// overwrote it).
+    ///
+    /// # Safety
+    /// As for [`read`](Self::read), for every block of the list.
+    pub(super) unsafe fn tail(head: *mut u8) -> Option<*mut u8> {
+        let mut tail = head;
+        loop {
+            // SAFETY: the caller's.
+            let (next, class) = unsafe { Self::read(tail) };
+            if class == 0 || class >= CLASSES {
+                return None;
+            }
+            if next.is_null() {
+                return Some(tail);
+            }
+            tail = next;
+        }
+    }
+
     /// Points the last block of a list, `tail`, at `next` (keeping its tag).
     ///
     /// # Safety
@@ -169,8 +190,8 @@ impl Local {
     /// freed in chunks `owner` retired at least [`ADOPT_AFTER`] retirements
     /// ago and that live blocks still keep from being recycled (see
     /// `RemoteCount::pin`). Returns whether it took any. Stops at the
-    /// cache's limit; the blocks left over stay free in their chunk until
-    /// it is recycled. A chunk whose list is empty costs one load (no
+    /// cache's limit; the blocks left over go back on the chunk's list. A
+    /// chunk whose list is empty costs one load (no
     /// read-modify-write), so chunks kept for good cost the slow path
     /// little.
     #[cold]
@@ -186,50 +207,87 @@ impl Local {
             {
                 continue;
             }
-            // SAFETY: chunk headers stay mapped for the life of the
-            // process, recycled or not.
-            let header = unsafe { &*chunk };
-            // Relaxed: a look; the swap below acquires what it takes.
-            if header.xfree.load(Ordering::Relaxed).is_null() {
-                continue;
-            }
-            if !header.count.pin() {
-                // Recycled (or owned again): forget it.
+            let (taken, kept) = self.adopt_from(chunk, usize::MAX);
+            if !kept {
                 slot.set(ptr::null_mut());
-                continue;
-            }
-            // Acquire: the blocks' links and their last uses, published by
-            // the splices.
-            let mut block = header.xfree.swap(ptr::null_mut(), Ordering::Acquire);
-            let mut taken = 0;
-            while !block.is_null() && self.cache.bytes.get() < self.cache.limit.get() {
-                // SAFETY: a block on the list was linked by a thread that
-                // freed it, and the swap acquired that.
-                let (next, class) = unsafe { RemoteList::read(block) };
-                if class == 0 || class >= CLASSES {
-                    // Not a link this allocator wrote (a use after free
-                    // overwrote it): leave the rest alone.
-                    break;
-                }
-                // SAFETY: a freed block of this chunk of `class_size(class)`
-                // bytes, aligned to GRAIN; the pin keeps the chunk
-                // unrecycled, and `count.adopt` below counts it live again.
-                unsafe { self.cache.push_adopted(block, class) };
-                taken += 1;
-                block = next;
-            }
-            if taken != 0 {
-                header.count.adopt(taken);
-            }
-            if header.count.unpin() {
-                // Nothing taken and nothing else live: we recycle it.
-                slot.set(ptr::null_mut());
-                // SAFETY: ours to recycle, once (see `count`).
-                unsafe { recycle_retired(chunk) };
             }
             any |= taken != 0;
         }
         any
+    }
+
+    /// Takes the blocks on `chunk`'s `xfree` list into the thread cache,
+    /// up to the cache's limit and at most `max` of them, under a pin of
+    /// the chunk's count. Returns
+    /// how many it took, and whether the chunk is still retired and kept by
+    /// live blocks (else it was recycled, or owned again, and is to be
+    /// forgotten; if the pin was the last live block, this recycles it).
+    pub(super) fn adopt_from(&self, chunk: *mut GlobalChunk, max: usize) -> (usize, bool) {
+        // SAFETY: chunk headers stay mapped for the life of the process,
+        // recycled or not.
+        let header = unsafe { &*chunk };
+        // Relaxed: a look; the swap below acquires what it takes.
+        if header.xfree.load(Ordering::Relaxed).is_null() {
+            return (0, true);
+        }
+        if !header.count.pin() {
+            // Recycled (or owned again): forget it.
+            return (0, false);
+        }
+        // Acquire: the blocks' links and their last uses, published by the
+        // splices.
+        let mut block = header.xfree.swap(ptr::null_mut(), Ordering::Acquire);
+        let mut taken = 0;
+        let mut corrupt = false;
+        while !block.is_null() && taken < max && self.cache.bytes.get() < self.cache.limit.get() {
+            // SAFETY: a block on the list was linked by a thread that freed
+            // it, and the swap acquired that.
+            let (next, class) = unsafe { RemoteList::read(block) };
+            if class == 0 || class >= CLASSES {
+                // Not a link this allocator wrote (a use after free
+                // overwrote it): leave the rest alone.
+                corrupt = true;
+                break;
+            }
+            // SAFETY: a freed block of this chunk of `class_size(class)`
+            // bytes, aligned to GRAIN; the pin keeps the chunk unrecycled,
+            // and `count.adopt` below counts it live again.
+            unsafe { self.cache.push_adopted(block, class) };
+            taken += 1;
+            block = next;
+        }
+        // Release: publishes the links (acquired by the swap) on to the
+        // next adopter. Relaxed on failure: nothing was read.
+        if !block.is_null()
+            && !corrupt
+            && header
+                .xfree
+                .compare_exchange(ptr::null_mut(), block, Ordering::Release, Ordering::Relaxed)
+                .is_err()
+        {
+            // The cache is full, or `max` reached: the rest go back on the
+            // list, for whoever adopts from the chunk next (else they would
+            // stay unused until the chunk is recycled). The list was empty
+            // (the common case) and now holds them; else another thread has
+            // spliced onto it since, and they are spliced in front.
+            // SAFETY: the rest of the list the swap took, acquired.
+            if let Some(tail) = unsafe { RemoteList::tail(block) } {
+                // SAFETY: the blocks were linked by `RemoteList::link`, lie
+                // in this chunk, and count as freed; the pin keeps the
+                // chunk from being recycled meanwhile.
+                unsafe { header.splice(block, tail) };
+            }
+        }
+        if taken != 0 {
+            header.count.adopt(taken);
+        }
+        if header.count.unpin() {
+            // Nothing taken and nothing else live: we recycle it.
+            // SAFETY: ours to recycle, once (see `count`).
+            unsafe { recycle_retired(chunk) };
+            return (taken, false);
+        }
+        (taken, true)
     }
 
     /// Counts the pending frees into their chunk (recycling it if they

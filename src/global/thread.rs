@@ -9,6 +9,7 @@
 //! counters into the shared ones; allocations after that go through the
 //! shared fallback owner.
 
+use super::abandon::abandon;
 use super::cache::ThreadCache;
 use super::chunk::GlobalChunk;
 use super::class::SMALL_MAX;
@@ -125,9 +126,13 @@ impl Local {
 /// Called by the C library on the exiting thread; the argument is unused.
 pub(super) unsafe extern "C" fn on_thread_exit(_: *mut c_void) {
     let _ = LOCAL.try_with(|l| {
-        l.flush_cache();
-        for owner in &l.owners {
-            owner.retire();
+        l.flush_cache_at_exit();
+        for (side, owner) in l.owners.iter().enumerate() {
+            owner.retire_at_exit(side);
+            // Nobody else will adopt from the chunks it remembers.
+            for slot in &owner.pinned {
+                abandon(slot.replace(ptr::null_mut()));
+            }
         }
         l.state.set(EXITED);
         let me: *const Counters = &l.counters;
