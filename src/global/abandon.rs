@@ -62,9 +62,10 @@ pub(super) fn abandoned_waiting() -> bool {
     ABANDONED_LEN.load(Ordering::Relaxed) != 0
 }
 
-/// Blocks a thread adopts from abandoned chunks in one go (more, when the
-/// last chunk it takes from has more listed), so that a thread that lives
-/// for a few hundred allocations reuses what its predecessors freed.
+/// Most blocks a thread adopts from abandoned chunks in one slow path
+/// (the rest stay listed for the next adopter), so that a thread that lives
+/// for a few hundred allocations reuses what its predecessors freed
+/// without taking thousands it will only flush at exit.
 pub(super) const ADOPT_BATCH: usize = 256;
 
 // SAFETY: the entries are pointers to chunk headers, which stay mapped for
