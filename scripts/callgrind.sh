@@ -64,6 +64,7 @@ global_rows() { # the rows of "$gbin", under the title "$1"
     printf '| ring step (free + alloc) | %s |\n' "$(per_op ring)"
     printf '| alloc 200 B | %s |\n' "$(per_op medium)"
     printf '| remote free 48 B | %s |\n' "$(( $(per_op remote) - alloc ))"
+    printf '| free 48 B of an exited thread | %s |\n' "$(( $(per_op exited) - alloc ))"
     printf '| realloc +8 B in place | %s |\n' "$(per_op realloc)"
 }
 global_rows "GlobalArena row"
@@ -81,17 +82,18 @@ ccount() { # preload, row, n
         | awk '/refs:/ { gsub(",", "", $NF); print $NF }'
 }
 c_per_op() { echo $(( ($(ccount "$1" "$2" 201000) - $(ccount "$1" "$2" 1000)) / 200000 )); }
-c_rows() { # preload: the six rows' counts
+c_rows() { # preload: the seven rows' counts
     local a
     a=$(c_per_op "$1" alloc)
     echo "$a $(( $(c_per_op "$1" free) - a )) $(c_per_op "$1" ring) $(c_per_op "$1" medium)" \
-        "$(( $(c_per_op "$1" remote) - a )) $(c_per_op "$1" realloc)"
+        "$(( $(c_per_op "$1" remote) - a )) $(( $(c_per_op "$1" exited) - a )) $(c_per_op "$1" realloc)"
 }
 read -r -a fa <<<"$(c_rows "$so")"
 read -r -a gl <<<"$(c_rows "")"
 printf '\n| C row | fiberalloc-malloc | glibc |\n|---|---:|---:|\n'
-names=("malloc 48 B" "free 48 B" "ring step (free + malloc)" "malloc 200 B" "remote free 48 B" "realloc +16 B")
-for i in 0 1 2 3 4 5; do
+names=("malloc 48 B" "free 48 B" "ring step (free + malloc)" "malloc 200 B" "remote free 48 B"
+    "free 48 B of an exited thread" "realloc +16 B")
+for i in 0 1 2 3 4 5 6; do
     printf '| %s | %s | %s |\n' "${names[$i]}" "${fa[$i]}" "${gl[$i]}"
 done
 

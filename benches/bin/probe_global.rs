@@ -8,7 +8,11 @@
 //!   oldest and allocates one (a pop and a push of the cache);
 //! - `medium`: N blocks of 200 bytes, kept (the other owner's bump);
 //! - `remote`: `alloc` on a second thread, every block freed on this one
-//!   (the run of remote frees); the script subtracts `alloc`;
+//!   while that thread lives on (the run of remote frees); the script
+//!   subtracts `alloc`;
+//! - `exited`: as `remote`, with the second thread gone before the frees
+//!   (its chunks have no owner: the first 256 KiB are cached, the rest go
+//!   to the chunks, as in a teardown);
 //! - `realloc`: a block grown by 8 bytes N times (the cursor moves).
 //!
 //! The script runs each twice with different N and divides the difference,
@@ -47,6 +51,21 @@ fn main() {
         }
         "medium" => black_box(make(n, medium)).iter().for_each(|_| ()),
         "remote" => {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+            let maker = std::thread::spawn(move || {
+                tx.send(make(n, small).into_iter().map(|p| p as usize).collect::<Vec<_>>()).unwrap();
+                // Alive until the blocks are freed: their chunk has an owner.
+                done_rx.recv().unwrap();
+            });
+            let made = rx.recv().unwrap();
+            for p in made {
+                unsafe { dealloc(black_box(p as *mut u8), small) };
+            }
+            done_tx.send(()).unwrap();
+            maker.join().unwrap();
+        }
+        "exited" => {
             let made = std::thread::spawn(move || {
                 make(n, small).into_iter().map(|p| p as usize).collect::<Vec<_>>()
             })

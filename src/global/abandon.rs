@@ -30,10 +30,20 @@
 //! ([`RemoteCount::take_over`](super::count::RemoteCount::take_over)) and
 //! bumps on from where the last one stopped, before it takes a fresh one.
 //!
+//! Nobody bumps in such a chunk, so its owner hint (`GlobalChunk::owner`)
+//! is set to [`NO_OWNER`] when it is abandoned (and when an exiting thread
+//! retires its chunks): a thread that frees a block of it keeps the block
+//! in its cache as the owner would, if it allocates as it frees
+//! (`ThreadCache::admits_ownerless`). larson's threads free the blocks
+//! their predecessors made; counted into the chunks, those blocks came back
+//! only by adoption, a batch per slow path, and memory grew by about
+//! 40 MiB a second, without bound. And an exiting thread leaves its cache
+//! whole for the next thread that needs blocks (`cache.rs`, `LEFT`).
+//!
 //! The locks are never held with another: entries are taken out and put
 //! back with nothing else held, and adoption happens outside them.
 
-use super::chunk::GlobalChunk;
+use super::chunk::{GlobalChunk, NO_OWNER};
 use super::class::{LARGE_THRESHOLD, MAX_CHUNK_ALIGN};
 pub(super) use super::count::TAKEN_OVER;
 use super::thread::Local;
@@ -82,6 +92,13 @@ pub(super) fn abandon(chunk: *mut GlobalChunk) {
     if chunk.is_null() {
         return;
     }
+    // Nobody remembers it: whoever frees its blocks caches them. (If the
+    // chunk was recycled and taken by a new owner since, this clears that
+    // owner's hint: its blocks freed by others are then cached by them, as
+    // any block may be.)
+    // SAFETY: chunk headers stay mapped for the life of the process.
+    // Relaxed: a hint.
+    unsafe { &*chunk }.owner.store(NO_OWNER, Ordering::Relaxed);
     ABANDONED.with(|a| {
         let slot = match a.slots.iter().position(|c| c.is_null()) {
             Some(free) => {

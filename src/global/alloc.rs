@@ -1,7 +1,7 @@
 //! The allocation and free paths, top to bottom: `GlobalAlloc`, then each
 //! path's fast half, then the slow halves they call.
 
-use super::chunk::chunk_of;
+use super::chunk::{chunk_of, NO_OWNER};
 use super::class::{block_size, cacheable, class_of, is_large, GRAIN, SMALL_MAX};
 use super::large::{large_alloc, large_free, large_realloc};
 use super::owner::FALLBACK;
@@ -260,10 +260,16 @@ impl GlobalArena {
             // SAFETY: the block is live, so its chunk is.
             let hint = unsafe { &*chunk }.owner.load(Ordering::Relaxed);
             if !l.owns_hint(hint) {
-                // Another thread's chunk (a thread bumping in a chunk is
-                // the last to have set its hint): neither of ours.
-                // SAFETY: the block is live (caller) and lies in `chunk`.
-                unsafe { l.count_remote(ptr, size, chunk, cacheable(size, align)) };
+                if hint == NO_OWNER {
+                    // A chunk no owner remembers.
+                    // SAFETY: the block is live (caller) and lies in `chunk`.
+                    unsafe { l.free_ownerless(ptr, size, chunk, cacheable(size, align)) };
+                } else {
+                    // Another thread's chunk (a thread bumping in a chunk
+                    // is the last to have set its hint): neither of ours.
+                    // SAFETY: as above.
+                    unsafe { l.count_remote(ptr, size, chunk, cacheable(size, align)) };
+                }
                 return;
             }
             true
@@ -311,7 +317,7 @@ impl GlobalArena {
             return Self::alloc_fallback(size, align, zero);
         }
         let owner = l.owner_for(size);
-        if align <= GRAIN && (l.adopt_pinned(owner) || l.adopt_abandoned()) {
+        if align <= GRAIN && (l.take_left_cache() || l.adopt_pinned(owner) || l.adopt_abandoned()) {
             if let Some(p) = l.cache.pop(size) {
                 l.counters.on_alloc(size);
                 if zero {

@@ -4,7 +4,7 @@
 use super::chunk::{chunk_of, own_provenance};
 use super::class::{class_of, class_size, CLASSES};
 use super::thread::Local;
-use crate::sync::Ordering;
+use crate::sync::{AtomicUsize, Ordering, SpinLock};
 use core::cell::Cell;
 use core::ptr::{self, NonNull};
 
@@ -26,7 +26,8 @@ pub(super) const CACHE_CREDIT: usize = 1 << 16;
 /// whose blocks have random lifetimes keeps a whole chunk alive for each
 /// straggler; with it, freed space is reused at once. The cache is emptied
 /// into the chunks when it grows past [`CACHE_FLUSH_BYTES`] or half the
-/// thread's live bytes, whichever is larger, and when the thread exits.
+/// thread's live bytes, whichever is larger; when the thread exits it is
+/// left whole for the next thread that needs blocks ([`LEFT`]).
 /// Past [`CACHE_BASE_BYTES`] it admits only as many frees as the thread
 /// has made allocations since, so a thread that frees what it built without
 /// allocating again (a teardown) frees into the chunks directly, and the
@@ -40,6 +41,10 @@ pub(super) struct ThreadCache {
     /// is `min(allocs - spent, CACHE_CREDIT)`. Kept as a mark against the
     /// count the thread keeps anyway, so an allocation adds nothing here.
     pub(super) spent: Cell<u64>,
+    /// The thread's allocation count when it last cached a block of a chunk
+    /// no owner remembers past [`CACHE_BASE_BYTES`] (see
+    /// [`admits_ownerless`](Self::admits_ownerless)).
+    pub(super) ownerless: Cell<u64>,
 }
 
 impl ThreadCache {
@@ -49,6 +54,7 @@ impl ThreadCache {
             bytes: Cell::new(0),
             limit: Cell::new(CACHE_FLUSH_BYTES),
             spent: Cell::new(0),
+            ownerless: Cell::new(0),
         }
     }
 
@@ -112,6 +118,26 @@ impl ThreadCache {
         self.bytes.get() < CACHE_BASE_BYTES || allocs > self.spent.get()
     }
 
+    /// Whether a freed block of a chunk no owner remembers (`NO_OWNER`)
+    /// should be cached rather than counted into its chunk: while the cache
+    /// is small, or when the thread has allocated since the last such block
+    /// it cached. A thread that carries on the work of exited ones (larson:
+    /// each thread frees what the one before made, and allocates as often)
+    /// then reuses their blocks at once, and one that tears down what an
+    /// exited thread built lets the chunks go back. `allocs` is the
+    /// thread's allocation count.
+    #[inline(always)]
+    pub(super) fn admits_ownerless(&self, allocs: u64) -> bool {
+        if self.bytes.get() < CACHE_BASE_BYTES {
+            return true;
+        }
+        if allocs > self.ownerless.get() {
+            self.ownerless.set(allocs);
+            return true;
+        }
+        false
+    }
+
     /// Keeps a freed block of class `class` (`block` bytes, as `class_of`
     /// gives them), spending one allocation of credit (`allocs` is the
     /// thread's allocation count). Returns `false` when the cache is over
@@ -141,25 +167,162 @@ impl ThreadCache {
     }
 }
 
+/// Caches of exited threads that [`LEFT`] holds for the threads to come.
+pub(super) const LEFT_CACHES: usize = 2;
+
+/// Caches left by exited threads: each one's lists and byte count, the
+/// newest last. A cache's blocks count as live in their chunks wherever
+/// the cache is, so a cache changes hands whole, with no count touched.
+pub(super) struct LeftCaches {
+    heads: [[*mut u8; CLASSES]; LEFT_CACHES],
+    bytes: [usize; LEFT_CACHES],
+    len: usize,
+}
+
+// SAFETY: the lists are of freed blocks nothing else refers to, read and
+// written only under the lock (or by the one thread that took them out).
+unsafe impl Send for LeftCaches {}
+
+/// The caches exited threads left (see [`Local::leave_cache`]).
+pub(super) static LEFT: SpinLock<LeftCaches> = SpinLock::new(LeftCaches {
+    heads: [[ptr::null_mut(); CLASSES]; LEFT_CACHES],
+    bytes: [0; LEFT_CACHES],
+    len: 0,
+});
+
+/// How many caches [`LEFT`] holds, written under its lock and read without
+/// it, so that a slow path with none to take skips the lock.
+static LEFT_LEN: AtomicUsize = AtomicUsize::new(0);
+
 impl Local {
-    /// Empties the thread cache at thread exit: every block is counted
-    /// into its chunk as a remote free would be, and linked on the chunk's
-    /// `xfree` list, so that the threads that come after can adopt it
-    /// (`abandon.rs`) rather than leave it unused until the chunk is
-    /// recycled. The thread's owners are about to retire their chunks, so
-    /// counting frees of them through the atomic count is as exact as
-    /// counting them in the owner's (the sum is what is live).
-    pub(super) fn flush_cache_at_exit(&self) {
-        for class in 1..CLASSES {
+    /// Leaves the thread cache, at thread exit, for the next thread that
+    /// needs blocks to take whole ([`take_left_cache`](Self::take_left_cache)):
+    /// a program whose threads hand their work on to new ones (larson; a
+    /// pool that replaces its workers) then reuses the freed blocks at
+    /// once, by size class, where emptying the cache onto the chunks'
+    /// lists costs a count per block and leaves them for adoption, a batch
+    /// per slow path and of every class at once. When [`LEFT`] is full, its
+    /// oldest cache makes room: it is emptied onto its chunks' lists.
+    pub(super) fn leave_cache(&self) {
+        let bytes = self.cache.bytes.get();
+        if bytes == 0 {
+            return;
+        }
+        let mut oldest = [ptr::null_mut::<u8>(); CLASSES];
+        LEFT.with(|left| {
+            if left.len == LEFT_CACHES {
+                for (mine, slot) in oldest.iter_mut().zip(&left.heads[0]) {
+                    *mine = *slot;
+                }
+                left.heads.copy_within(1.., 0);
+                left.bytes.copy_within(1.., 0);
+                left.len -= 1;
+            }
+            let i = left.len;
+            for (slot, head) in left.heads[i].iter_mut().zip(&self.cache.heads) {
+                *slot = head.replace(ptr::null_mut());
+            }
+            left.bytes[i] = bytes;
+            left.len = i + 1;
+            // Relaxed: see LEFT_LEN.
+            LEFT_LEN.store(i + 1, Ordering::Relaxed);
+        });
+        self.cache.bytes.set(0);
+        // SAFETY: the oldest cache's lists, taken out of the table: ours.
+        unsafe { self.free_lists_at_exit(&oldest) };
+    }
+
+    /// Empties the left caches ([`LEFT`]) onto their chunks' lists, so that
+    /// chunks holding nothing else can be recycled
+    /// (`GlobalArena::flush_thread_cache`).
+    pub(super) fn flush_left_caches(&self) {
+        let mut heads = [ptr::null_mut::<u8>(); CLASSES];
+        while Self::take_left(&mut heads) != 0 {
+            // SAFETY: a left cache's lists, taken out of the table: ours.
+            unsafe { self.free_lists_at_exit(&heads) };
+        }
+    }
+
+    /// Takes the newest left cache out of [`LEFT`] into `heads`, returning
+    /// its bytes (0, with `heads` untouched, when there is none).
+    fn take_left(heads: &mut [*mut u8; CLASSES]) -> usize {
+        // Relaxed: a look; the lock orders what is taken.
+        if LEFT_LEN.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        LEFT.with(|left| {
+            if left.len == 0 {
+                return 0;
+            }
+            left.len -= 1;
+            // Relaxed: see LEFT_LEN.
+            LEFT_LEN.store(left.len, Ordering::Relaxed);
+            for (mine, slot) in heads.iter_mut().zip(&mut left.heads[left.len]) {
+                *mine = core::mem::replace(slot, ptr::null_mut());
+            }
+            left.bytes[left.len]
+        })
+    }
+
+    /// Counts every block of the cache lists `heads` (one per class) into
+    /// its chunk as a remote free, linked for adoption.
+    ///
+    /// # Safety
+    /// The lists are a cache's (blocks linked by [`ThreadCache::push`] or
+    /// `push_adopted`, each counted live in its chunk), taken from it, and
+    /// nothing else refers to them.
+    unsafe fn free_lists_at_exit(&self, heads: &[*mut u8; CLASSES]) {
+        for (class, &head) in heads.iter().enumerate() {
             let size = class_size(class);
-            while let Some(block) = self.cache.pop(size) {
-                let ptr = block.as_ptr();
+            let mut block = head;
+            while !block.is_null() {
+                // SAFETY: a cached block's first word links the next
+                // (caller); it is read before `count_remote` rewrites it.
+                let next = unsafe { block.cast::<*mut u8>().read() };
                 // SAFETY: a cached block is, for its chunk, a live block of
                 // its class's size, and of a cacheable layout.
-                unsafe { self.count_remote(ptr, size, chunk_of(ptr), true) };
+                unsafe { self.count_remote(block, size, chunk_of(block), true) };
+                block = next;
             }
         }
         self.flush_pending();
+    }
+
+    /// Takes the newest cache an exited thread left ([`leave_cache`](Self::leave_cache))
+    /// into this thread's, if there is one; a class this thread holds
+    /// blocks of gets the left list in front of its own. Returns whether it
+    /// took one.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn take_left_cache(&self) -> bool {
+        let mut heads = [ptr::null_mut::<u8>(); CLASSES];
+        let bytes = Self::take_left(&mut heads);
+        if bytes == 0 {
+            return false;
+        }
+        for (class, head) in heads.into_iter().enumerate() {
+            if head.is_null() {
+                continue;
+            }
+            let list = self.cache.list(class);
+            if !list.get().is_null() {
+                let mut tail = head;
+                loop {
+                    // SAFETY: a cached block's first word links the next
+                    // block of its list (`push`); the list is ours now.
+                    let next = unsafe { tail.cast::<*mut u8>().read() };
+                    if next.is_null() {
+                        break;
+                    }
+                    tail = next;
+                }
+                // SAFETY: as above; `tail` is the left list's last block.
+                unsafe { tail.cast::<*mut u8>().write(list.get()) };
+            }
+            list.set(head);
+        }
+        self.cache.bytes.set(self.cache.bytes.get() + bytes);
+        true
     }
 
     /// Empties the thread cache into the chunks, and sets its next limit.

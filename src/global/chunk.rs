@@ -46,6 +46,13 @@ pub(super) const HEADER_SIZE: usize = super::cabi::TABLE_OFFSET + super::cabi::T
 /// of the live count, written by every thread that frees a block remotely,
 /// and the owner hint those threads read just before, so a remote free
 /// touches one line of the header.
+/// The owner hint (`GlobalChunk::owner`) of a chunk no live owner
+/// remembers: one whose owner exited, or that its owner retired and has
+/// forgotten (`abandon.rs`). Whoever frees a block of it caches the block,
+/// as the chunk's owner would: nobody else will take it back into use
+/// except by adoption, one batch per slow path.
+pub(super) const NO_OWNER: usize = 0;
+
 #[repr(C, align(64))]
 pub(super) struct GlobalChunk {
     /// Bytes at and above this address (and below the chunk end) have not
@@ -57,9 +64,11 @@ pub(super) struct GlobalChunk {
     pub(super) _pad: [u8; 48],
     pub(super) count: RemoteCount,
     /// The address of the owner that took the chunk last (it keeps the
-    /// value after retiring): a thread caches freed blocks only of chunks
-    /// it owned, which it is likely to reuse. A hint, not an invariant:
-    /// any thread may cache any block.
+    /// value after retiring), or [`NO_OWNER`] once no live owner
+    /// remembers the chunk: a thread caches freed blocks only of chunks
+    /// it owned, which it is likely to reuse, or of chunks nobody will
+    /// reuse from otherwise. A hint, not an invariant: any thread may cache
+    /// any block.
     pub(super) owner: AtomicUsize,
     /// Blocks of this chunk freed by threads that did not own it, for a
     /// thread to take back into use while the chunk is retired and kept by
@@ -270,7 +279,7 @@ pub(super) fn acquire_chunk(live: usize) -> Option<NonNull<GlobalChunk>> {
             next: Cell::new(ptr::null_mut()),
             _pad: [0; 48],
             count: RemoteCount::new(),
-            owner: AtomicUsize::new(0),
+            owner: AtomicUsize::new(NO_OWNER),
             xfree: AtomicPtr::new(ptr::null_mut()),
         })
     };

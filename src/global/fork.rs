@@ -1,6 +1,7 @@
 //! `fork(2)`: the allocator's locks taken around it.
 
 use super::abandon::{ABANDONED, ORPHANS};
+use super::cache::LEFT;
 use super::chunk::FREE;
 use super::owner::FALLBACK;
 use super::stats::REGISTRY;
@@ -39,6 +40,7 @@ pub(super) extern "C" fn before_fork() {
     FREE.lock();
     ABANDONED.lock();
     ORPHANS.lock();
+    LEFT.lock();
     REGISTRY.lock();
     LIVE.lock();
     #[cfg(feature = "c-abi")]
@@ -55,6 +57,7 @@ pub(super) extern "C" fn after_fork() {
         super::cabi::unlock_after_fork();
         LIVE.unlock();
         REGISTRY.unlock();
+        LEFT.unlock();
         ORPHANS.unlock();
         ABANDONED.unlock();
         FREE.unlock();

@@ -144,10 +144,13 @@ impl GlobalArena {
     }
 
     /// Gives the calling thread's cached free blocks back to their chunks,
-    /// so that chunks holding nothing else can be recycled. A thread keeps
-    /// up to 8 MiB (or half its live bytes) of freed blocks for reuse; call
-    /// this when a thread goes idle after freeing a lot. Threads do it by
-    /// themselves when they exit.
+    /// so that chunks holding nothing else can be recycled, and with them
+    /// the caches that exited threads left for new ones to take over. A
+    /// thread keeps up to 8 MiB (or half its live bytes) of freed blocks
+    /// for reuse; call this when a thread goes idle after freeing a lot. A
+    /// thread that exits leaves its cache to the next thread that needs
+    /// blocks (two such caches wait at most; the oldest is given back to
+    /// its chunks when a third comes).
     pub fn flush_thread_cache(&self) {
         thread::flush_cache();
     }

@@ -8,7 +8,7 @@
 //! own state is gone share [`FALLBACK`] behind a spin lock.
 
 use super::abandon::{abandon, abandoned_waiting, offer_orphan, take_orphan, ORPHAN_MIN_TAIL, TAKEN_OVER};
-use super::chunk::{acquire_chunk, recycle, GlobalChunk, CHUNKS_PINNED, CHUNK_SIZE, HEADER_SIZE};
+use super::chunk::{acquire_chunk, recycle, GlobalChunk, CHUNKS_PINNED, CHUNK_SIZE, HEADER_SIZE, NO_OWNER};
 use super::class::{block_size, LARGE_THRESHOLD, SMALL_MAX};
 use super::stats::note_peak;
 use crate::sync::{Ordering, SpinLock};
@@ -226,6 +226,11 @@ impl Owner {
         }
         let used = self.cursor.get().addr().max(self.clean_from.get());
         let tail = chunk.addr() + CHUNK_SIZE - used;
+        // Its owner is going: whoever frees its blocks now caches them.
+        // Before the retirement, while the chunk is still ours.
+        // SAFETY: the owner's chunk is a live header.
+        // Relaxed: a hint.
+        unsafe { &*chunk }.owner.store(NO_OWNER, Ordering::Relaxed);
         if self.retire() && tail >= ORPHAN_MIN_TAIL {
             offer_orphan(side, chunk);
         }

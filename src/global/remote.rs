@@ -144,13 +144,50 @@ impl Local {
         }
     }
 
+    /// The free of a block of a chunk no owner remembers ([`NO_OWNER`](super::chunk::NO_OWNER)):
+    /// cached as the owner's would be, by a thread that allocates as it
+    /// frees ([`ThreadCache::admits_ownerless`](super::cache::ThreadCache::admits_ownerless)),
+    /// else counted as by [`count_remote`](Self::count_remote).
+    ///
+    /// Out of line, as `count_remote` is (a tail call from the free path).
+    ///
+    /// # Safety
+    /// As for [`count_remote`](Self::count_remote).
+    #[inline(never)]
+    pub(super) unsafe fn free_ownerless(
+        &self,
+        ptr: *mut u8,
+        size: usize,
+        chunk: *mut GlobalChunk,
+        reusable: bool,
+    ) {
+        if reusable {
+            // Relaxed: our own counter.
+            let allocs = self.counters.allocs.load(Ordering::Relaxed);
+            if self.cache.admits_ownerless(allocs) && self.cache.admits(allocs) {
+                let (class, block) = class_of(size);
+                // SAFETY: a live block of a cacheable layout is `block`
+                // bytes (its class's) and GRAIN-aligned; its user has
+                // freed it. It stays counted live in its chunk.
+                if !unsafe { self.cache.push(ptr, class, block, allocs) } {
+                    self.flush_cache();
+                }
+                return;
+            }
+        }
+        // SAFETY: the caller's.
+        unsafe { self.count_remote(ptr, size, chunk, reusable) }
+    }
+
     /// The free of a block of another thread's chunk: counted into the run
     /// of frees of its side ([`count_run`](Self::count_run)) and, when
     /// `reusable` (a cacheable layout), linked into the run's list for the
     /// chunk's `xfree`.
     ///
     /// Out of line (a tail call from the free path): inlined, its registers
-    /// made every free, local ones too, save five instead of two.
+    /// made every free, local ones too, save five instead of two. A free
+    /// that continues the pending run calls nothing, so it saves no
+    /// registers either (starting a run is a tail call of its own).
     ///
     /// # Safety
     /// `ptr` is a live small block of `size` bytes in `chunk`, being freed,
@@ -163,18 +200,52 @@ impl Local {
         chunk: *mut GlobalChunk,
         reusable: bool,
     ) {
-        self.count_run(size, chunk);
         let side = usize::from(size > SMALL_MAX);
-        if reusable {
-            let head = self.run_head[side].get();
+        if self.pending[side].get() != chunk {
+            // A new run: a tail call, so that this path (the common one)
+            // calls nothing and saves no registers.
             // SAFETY: the caller's.
-            unsafe { RemoteList::link(ptr, size, head) };
-            let block = own_provenance(ptr);
-            if head.is_null() {
-                self.run_tail[side].set(block);
-            }
-            self.run_head[side].set(block);
+            return unsafe { self.start_remote_run(ptr, size, chunk, reusable) };
         }
+        self.pending_frees[side].set(self.pending_frees[side].get() + 1);
+        if reusable {
+            // SAFETY: the caller's.
+            unsafe { self.link_into_run(side, ptr, size) };
+        }
+    }
+
+    /// [`count_remote`](Self::count_remote) of a block of a chunk other
+    /// than the pending run's: the run is counted, and a new one started
+    /// with this block.
+    ///
+    /// # Safety
+    /// As for [`count_remote`](Self::count_remote).
+    #[inline(never)]
+    unsafe fn start_remote_run(&self, ptr: *mut u8, size: usize, chunk: *mut GlobalChunk, reusable: bool) {
+        let side = usize::from(size > SMALL_MAX);
+        self.start_run(side, chunk);
+        if reusable {
+            // SAFETY: the caller's.
+            unsafe { self.link_into_run(side, ptr, size) };
+        }
+    }
+
+    /// Links `ptr`, a block of `size` bytes of the pending run's chunk on
+    /// `side`, being freed, in front of the run's list.
+    ///
+    /// # Safety
+    /// `ptr` is a small block of the run's chunk, of a cacheable layout,
+    /// that its user has freed.
+    #[inline(always)]
+    unsafe fn link_into_run(&self, side: usize, ptr: *mut u8, size: usize) {
+        let head = self.run_head[side].get();
+        // SAFETY: the caller's.
+        unsafe { RemoteList::link(ptr, size, head) };
+        let block = own_provenance(ptr);
+        if head.is_null() {
+            self.run_tail[side].set(block);
+        }
+        self.run_head[side].set(block);
     }
 
     /// Counts the run of pending frees on `side` into its chunk and starts

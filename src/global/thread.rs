@@ -126,7 +126,8 @@ impl Local {
 /// Called by the C library on the exiting thread; the argument is unused.
 pub(super) unsafe extern "C" fn on_thread_exit(_: *mut c_void) {
     let _ = LOCAL.try_with(|l| {
-        l.flush_cache_at_exit();
+        l.leave_cache();
+        l.flush_pending();
         for (side, owner) in l.owners.iter().enumerate() {
             owner.retire_at_exit(side);
             // Nobody else will adopt from the chunks it remembers.
@@ -195,6 +196,7 @@ pub(super) fn flush_cache() {
     let _ = LOCAL.try_with(|l| {
         if l.state.get() == ACTIVE {
             l.flush_cache();
+            l.flush_left_caches();
         }
     });
 }
