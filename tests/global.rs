@@ -483,6 +483,40 @@ fn churn() -> String {
     })
 }
 
+/// A freed large block of at most 2 MiB is kept for the next block of its
+/// length: handed out again at the same address (resident: no page faults),
+/// cleared for `alloc_zeroed`; a larger one is unmapped at once.
+fn large_blocks_kept() -> String {
+    let layout = Layout::from_size_align(300 << 10, 8).unwrap();
+    // SAFETY: non-zero-size layouts; each block is written within its size
+    // and freed once with its layout.
+    unsafe {
+        let p = std::hint::black_box(alloc(layout));
+        assert!(!p.is_null());
+        p.write_bytes(0xAB, layout.size());
+        dealloc(p, layout);
+        let q = std::hint::black_box(alloc_zeroed(layout));
+        assert_eq!(q, p, "the freed mapping is handed out again");
+        assert!((0..layout.size()).all(|i| *q.add(i) == 0), "cleared for alloc_zeroed");
+        let kept_before = stats().large_bytes;
+        dealloc(q, layout);
+        assert_eq!(stats().large_bytes, kept_before, "kept: still mapped");
+        let big = Layout::from_size_align(4 << 20, 8).unwrap();
+        // black_box: else the optimiser may drop the allocation and free.
+        let b = std::hint::black_box(alloc(big));
+        assert!(!b.is_null());
+        let with_big = stats().large_bytes;
+        dealloc(b, big);
+        let after = stats().large_bytes;
+        assert_eq!(after + (4 << 20), with_big, "a 4 MiB block is unmapped when freed");
+        format!(
+            "300 KiB block reused at {p:p}; 4 MiB block unmapped (large bytes {} -> {} KiB)",
+            with_big >> 10,
+            after >> 10
+        )
+    }
+}
+
 /// A 512 MiB block: its memory goes back to the OS when freed.
 fn big_block() -> String {
     let size = scale(512 * MIB).max(GlobalArena::LARGE_THRESHOLD + 1);
@@ -1121,6 +1155,7 @@ fn main() {
     check("prefaulting only once a thread has filled a chunk", prefault_after_a_full_chunk);
     check("churn with a bounded live set", churn);
     check("512 MiB block returns its RSS", big_block);
+    check("freed large blocks kept for the next of their length", large_blocks_kept);
     check("alignments up to 2 MiB", alignments);
     check("impossible sizes", impossible_sizes);
     check("alloc_zeroed after reuse", zeroed_reuse);

@@ -83,7 +83,7 @@ impl GlobalArena {
             return Self::alloc_small(size, 1, zero);
         }
         if is_large(size, align) {
-            return large_alloc(size, align);
+            return large_alloc(size, align, zero);
         }
         Self::alloc_small(size, align, zero)
     }

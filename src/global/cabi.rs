@@ -149,7 +149,7 @@ pub fn malloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     let size = size.max(1);
     let Ok(layout) = Layout::from_size_align(size, align) else { return ptr::null_mut() };
     if is_large(size, align) {
-        let p = large_alloc(size, align);
+        let p = large_alloc(size, align, zero);
         if !p.is_null() && !LARGE.with(|t| t.insert(p.addr(), size | (align.trailing_zeros() as usize) << 56))
         {
             // Unrecorded, `free` could not find it: give it back.

@@ -43,6 +43,7 @@ pub(super) extern "C" fn before_fork() {
     LEFT.lock();
     REGISTRY.lock();
     LIVE.lock();
+    super::large::lock_for_fork();
     #[cfg(feature = "c-abi")]
     super::cabi::lock_for_fork();
 }
@@ -55,6 +56,7 @@ pub(super) extern "C" fn after_fork() {
     unsafe {
         #[cfg(feature = "c-abi")]
         super::cabi::unlock_after_fork();
+        super::large::unlock_after_fork();
         LIVE.unlock();
         REGISTRY.unlock();
         LEFT.unlock();

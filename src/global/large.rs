@@ -1,8 +1,20 @@
-//! Large blocks: a mapping each, unmapped on free, resized with `mremap`.
+//! Large blocks: a mapping each, resized with `mremap`, unmapped on free
+//! or kept for the next block of the same length.
+//!
+//! A program that allocates and frees blocks of a few hundred KiB over and
+//! over (mstress's large objects, a buffer per request) would map, fault
+//! in page by page, and unmap each one: a freed mapping of at most
+//! [`KEPT_MAX_LEN`] is kept instead ([`KEPT`], at most [`KEPT_BYTES`] in
+//! all, the oldest unmapped to make room), and a request of exactly its
+//! length takes it back, resident already (entries make room round
+//! robin). A kept mapping is dirty, so a
+//! zeroed request clears it. Only mappings aligned to at most a page are
+//! kept (the others were trimmed from a larger mapping to their
+//! alignment, and a request of another alignment could not use them).
 
 use super::huge::advise_huge_timed;
 use super::stats::{note_peak, SHARED_COUNTS};
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::{AtomicUsize, Ordering, SpinLock};
 use crate::{align, sys};
 use core::ptr::{self, NonNull};
 
@@ -21,8 +33,108 @@ pub(super) fn large_len(size: usize) -> Option<usize> {
     align::align_up(size, page).filter(|&s| s <= isize::MAX as usize)
 }
 
-pub(super) fn large_alloc(size: usize, align: usize) -> *mut u8 {
+/// Freed mappings of at most this length are kept for reuse.
+pub(super) const KEPT_MAX_LEN: usize = 2 << 20;
+/// Most bytes of freed mappings kept.
+pub(super) const KEPT_BYTES: usize = 8 << 20;
+/// Entries of [`KEPT`].
+const KEPT_SLOTS: usize = 16;
+
+/// Freed large mappings kept for reuse: (length, address) entries, a zero
+/// length for a free entry, and the entry that goes next to make room.
+pub(super) struct Kept {
+    slots: [(usize, *mut u8); KEPT_SLOTS],
+    bytes: usize,
+    next: usize,
+}
+
+// SAFETY: the entries are mappings nobody refers to, handed from the lock
+// holder to the thread that takes one out.
+unsafe impl Send for Kept {}
+
+/// The kept mappings (see the module docs).
+pub(super) static KEPT: SpinLock<Kept> =
+    SpinLock::new(Kept { slots: [(0, ptr::null_mut()); KEPT_SLOTS], bytes: 0, next: 0 });
+
+/// How many bytes [`KEPT`] holds, written under its lock and read without
+/// it: a look, so that a program with no kept mapping skips the lock.
+static KEPT_LEN: AtomicUsize = AtomicUsize::new(0);
+
+/// Takes a kept mapping of exactly `len` bytes, if there is one.
+fn take_kept(len: usize) -> Option<NonNull<u8>> {
+    // Relaxed: a look; the lock orders what is taken.
+    if KEPT_LEN.load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    KEPT.with(|k| {
+        let slot = k.slots.iter_mut().find(|s| s.0 == len)?;
+        let p = core::mem::replace(slot, (0, ptr::null_mut())).1;
+        k.bytes -= len;
+        // Relaxed: see KEPT_LEN.
+        KEPT_LEN.store(k.bytes, Ordering::Relaxed);
+        NonNull::new(p)
+    })
+}
+
+/// Keeps the freed mapping `p` of `len` bytes (at most [`KEPT_MAX_LEN`])
+/// for reuse; returns the kept mappings that made room for it, to unmap
+/// (zero-length entries are none).
+fn keep(p: *mut u8, len: usize) -> [(usize, *mut u8); KEPT_SLOTS] {
+    let mut out = [(0, ptr::null_mut()); KEPT_SLOTS];
+    KEPT.with(|k| {
+        let mut n = 0;
+        // Entries go, round robin, until there is a free one and room in
+        // the bytes. Each turn frees an entry, so after KEPT_SLOTS turns at
+        // most the table is empty, and `len <= KEPT_BYTES` fits.
+        while k.bytes + len > KEPT_BYTES || k.slots.iter().all(|s| s.0 != 0) {
+            let oldest = k.next;
+            k.next = (oldest + 1) % KEPT_SLOTS;
+            let entry = core::mem::replace(&mut k.slots[oldest], (0, ptr::null_mut()));
+            if entry.0 != 0 {
+                k.bytes -= entry.0;
+                out[n] = entry;
+                n += 1;
+            }
+        }
+        if let Some(slot) = k.slots.iter_mut().find(|s| s.0 == 0) {
+            *slot = (len, p);
+            k.bytes += len;
+        }
+        // Relaxed: see KEPT_LEN.
+        KEPT_LEN.store(k.bytes, Ordering::Relaxed);
+    });
+    out
+}
+
+/// Takes the kept mappings' lock around `fork` (see `fork.rs`).
+pub(super) fn lock_for_fork() {
+    KEPT.lock();
+}
+
+/// Releases what [`lock_for_fork`] took.
+///
+/// # Safety
+/// [`lock_for_fork`] took the lock in this thread.
+pub(super) unsafe fn unlock_after_fork() {
+    // SAFETY: the caller's.
+    unsafe { KEPT.unlock() };
+}
+
+/// A large block of `size` bytes aligned to `align`: a kept mapping of its
+/// length (cleared when `zero`), else a fresh one (which reads as zeros).
+pub(super) fn large_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     let Some(len) = large_len(size) else { return ptr::null_mut() };
+    if len <= KEPT_MAX_LEN && align <= sys::page_size() {
+        if let Some(p) = take_kept(len) {
+            if zero {
+                // SAFETY: the kept mapping is `len` bytes, ours now.
+                unsafe { p.as_ptr().write_bytes(0, size) };
+            }
+            SHARED_COUNTS.on_alloc_shared(size);
+            note_peak();
+            return p.as_ptr();
+        }
+    }
     match sys::map_aligned(len, align) {
         Ok(p) => {
             if len >= HUGE_MIN {
@@ -43,14 +155,27 @@ pub(super) fn large_alloc(size: usize, align: usize) -> *mut u8 {
 /// `ptr` came from [`large_alloc`] with `size` and `align`.
 pub(super) unsafe fn large_free(ptr: *mut u8, size: usize, align: usize) {
     let len = large_len(size).unwrap_or(0);
-    // SAFETY: the caller passes a live large block, whose mapping is `len`
-    // bytes from `ptr`.
-    let ok = unsafe { sys::release_aligned(NonNull::new_unchecked(ptr), len, align) }.is_ok();
-    if !ok {
-        sys::fatal(b"fiberalloc: GlobalArena could not unmap a large block (bad pointer or layout given to dealloc)\n");
-    }
-    LARGE_MAPPED.fetch_sub(len, Ordering::Relaxed);
     SHARED_COUNTS.on_free_shared(size);
+    let mut gone = [(0, ptr::null_mut()); KEPT_SLOTS];
+    if len <= KEPT_MAX_LEN && align <= sys::page_size() {
+        gone = keep(ptr, len);
+    } else {
+        gone[0] = (len, ptr);
+    }
+    for (len, p) in gone {
+        if len == 0 {
+            continue;
+        }
+        // SAFETY: a freed large block's whole mapping (the caller's, or a
+        // kept one just taken out of the table), `len` bytes from `p`,
+        // that nothing refers to.
+        let ok = unsafe { sys::release_aligned(NonNull::new_unchecked(p), len, align) }.is_ok();
+        if !ok {
+            sys::fatal(b"fiberalloc: GlobalArena could not unmap a large block (bad pointer or layout given to dealloc)\n");
+        }
+        // Relaxed: a statistic.
+        LARGE_MAPPED.fetch_sub(len, Ordering::Relaxed);
+    }
 }
 
 /// Resizes a large block to another large size in place or by `mremap`;

@@ -153,7 +153,9 @@ pub struct GlobalStats {
     /// chunks per thread; counted when the thread frees into another chunk,
     /// flushes its cache or exits).
     pub pinned_bytes: usize,
-    /// Bytes mapped for large blocks (each its own mapping).
+    /// Bytes mapped for large blocks (each its own mapping), including
+    /// freed ones kept for reuse (at most 8 MiB of mappings of at most
+    /// 2 MiB each).
     pub large_bytes: usize,
     /// Bytes resident or ready to be: chunks in use or cached, plus large
     /// mappings.
