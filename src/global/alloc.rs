@@ -90,20 +90,47 @@ impl GlobalArena {
 
     #[inline(always)]
     pub(super) fn alloc_small(size: usize, align: usize, zero: bool) -> *mut u8 {
+        Self::alloc_small_noting(size, align, zero, |_, _| {})
+    }
+
+    /// [`alloc_small`](Self::alloc_small), calling `note(block, class)` on
+    /// the block handed out (not null) with its size class, worked out once
+    /// for the cache, the bump and the note (the C library records the
+    /// class in its table; the Rust path notes nothing).
+    #[inline(always)]
+    pub(super) fn alloc_small_noting(
+        size: usize,
+        align: usize,
+        zero: bool,
+        note: impl Fn(*mut u8, usize),
+    ) -> *mut u8 {
         let fast = with_local(
             #[inline(always)]
-            |l| Self::alloc_in(l, size, align, zero),
+            |l| Self::alloc_in(l, size, align, zero, &note),
         );
         match fast {
             Ok(p) => p,
-            Err(_) => Self::alloc_fallback(size, align, zero),
+            Err(_) => {
+                let p = Self::alloc_fallback(size, align, zero);
+                if !p.is_null() {
+                    note(p, class_of(size).0);
+                }
+                p
+            }
         }
     }
 
     /// A small block for this thread: from its cache of freed blocks (when
-    /// it holds any), else bumped from its chunk.
+    /// it holds any), else bumped from its chunk; `note` as for
+    /// [`alloc_small_noting`](Self::alloc_small_noting).
     #[inline(always)]
-    pub(super) fn alloc_in(l: &Local, size: usize, align: usize, zero: bool) -> *mut u8 {
+    pub(super) fn alloc_in(
+        l: &Local,
+        size: usize,
+        align: usize,
+        zero: bool,
+        note: &impl Fn(*mut u8, usize),
+    ) -> *mut u8 {
         // The class is worked out once, for the cache and for the bump.
         let (class, block) = class_of(size);
         if align <= GRAIN {
@@ -113,6 +140,7 @@ impl GlobalArena {
                     // SAFETY: the cached block has at least `size` bytes.
                     unsafe { p.as_ptr().write_bytes(0, size) };
                 }
+                note(p.as_ptr(), class);
                 return p.as_ptr();
             }
         }
@@ -125,9 +153,14 @@ impl GlobalArena {
         };
         if let Some(p) = bumped {
             l.counters.on_alloc(size);
+            note(p.as_ptr(), class);
             return p.as_ptr();
         }
-        Self::alloc_small_slow(l, size, align, zero)
+        let p = Self::alloc_small_slow(l, size, align, zero);
+        if !p.is_null() {
+            note(p, class);
+        }
+        p
     }
 
     /// `dealloc` without the live-block record.

@@ -131,11 +131,11 @@ pub fn malloc16(size: usize) -> *mut u8 {
         // asked for 0 bytes). Every block starts on a GRAIN of 16, so
         // alignment 1 is as good as 16.
         let size = size.max(1);
-        let p = GlobalArena::alloc_small(size, 1, false);
-        if !p.is_null() {
-            note_small(p, size);
-        }
-        return p;
+        return GlobalArena::alloc_small_noting(size, 1, false, |p, class| {
+            // SAFETY: `p` is a small block just handed out, so it lies in a
+            // chunk; the table byte of its first granule is this block's.
+            unsafe { entry(p).write(class as u8) };
+        });
     }
     malloc(size, GRAIN, false)
 }
