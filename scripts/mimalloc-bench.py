@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Runs the built mimalloc-bench benchmarks under each allocator, interleaved.
 
-Usage: mimalloc-bench.py DIR ROUNDS NAME=LIB.so ...   (NAME= is the system
-allocator). Called by scripts/mimalloc-bench.sh, which builds DIR. Prints a
+Usage: mimalloc-bench.py [--programs] DIR ROUNDS NAME=LIB.so ...   (NAME= is
+the system allocator). Called by scripts/mimalloc-bench.sh, which builds DIR,
+and with --programs by scripts/programs-bench.sh (DIR is then the repository:
+python3, g++ and sqlite3 on the workloads in capi/programs). Prints a
 markdown table: per benchmark, each allocator's median time and peak RSS,
 fiberalloc's ratio to the best peer, and the geometric means against
 mimalloc. Arguments follow the suite's bench.sh, with N = the core count.
@@ -15,8 +17,12 @@ import subprocess
 import sys
 import time
 
-out_dir, rounds = sys.argv[1], int(sys.argv[2])
-allocs = [a.split("=", 1) for a in sys.argv[3:]]
+args = sys.argv[1:]
+programs = args[:1] == ["--programs"]
+if programs:
+    args = args[1:]
+out_dir, rounds = args[0], int(args[1])
+allocs = [a.split("=", 1) for a in args[2:]]
 n = str(os.cpu_count())
 benches = {
     "cfrac": ["./cfrac", "17545186520507317056371138836327483792789528"],
@@ -29,6 +35,12 @@ benches = {
     "glibc-simple": ["./glibc-simple"],
     "glibc-thread": ["./glibc-thread", n],
 }
+if programs:
+    benches = {
+        "python3 workload.py": ["python3", "capi/programs/workload.py"],
+        "g++ -O2 stdlib.cpp": ["g++", "-O2", "-std=c++17", "-S", "-o", "/dev/null", "capi/programs/stdlib.cpp"],
+        "sqlite3 workload.sql": ["sh", "-c", "sqlite3 < capi/programs/workload.sql"],
+    }
 
 
 def score(bench, output, wall_ms):
@@ -56,7 +68,7 @@ for r in range(rounds):
             env = dict(os.environ)
             if lib:
                 env["LD_PRELOAD"] = lib
-            rss_file = os.path.join(out_dir, ".rss")
+            rss_file = os.path.join(out_dir, "target", ".rss") if programs else os.path.join(out_dir, ".rss")
             start = time.perf_counter()
             # GNU time reports the benchmark's own peak RSS.
             p = subprocess.run(["/usr/bin/time", "-f", "@@%M", "-o", rss_file, *cmd],
@@ -76,8 +88,8 @@ for r in range(rounds):
 
 names = [a for a, _ in allocs]
 med = lambda xs: statistics.median(xs) if xs else float("nan")
-print(f"median of {rounds} interleaved rounds on {os.cpu_count()} cores; time in ms "
-      "(larson, xmalloc-test, glibc-thread: relative time from their rate), peak RSS in MiB\n")
+rates = "" if programs else " (larson, xmalloc-test, glibc-thread: relative time from their rate)"
+print(f"median of {rounds} interleaved rounds on {os.cpu_count()} cores; time in ms{rates}, peak RSS in MiB\n")
 print("| benchmark | " + " | ".join(names) + " | fiberalloc / best peer | RSS / mimalloc |")
 print("|---|" + "---:|" * len(names) + "---:|---:|")
 geo_t, geo_m, worst = [], [], (0, "")
