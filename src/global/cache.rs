@@ -139,8 +139,9 @@ impl ThreadCache {
     }
 
     /// Keeps a freed block of class `class` (`block` bytes, as `class_of`
-    /// gives them), spending one allocation of credit (`allocs` is the
-    /// thread's allocation count). Returns `false` when the cache is over
+    /// gives them), spending one allocation of credit once the cache holds
+    /// more than [`CACHE_BASE_BYTES`] (`allocs` is the thread's allocation
+    /// count). Returns `false` when the cache is over
     /// its limit (the caller then flushes it).
     ///
     /// # Safety
@@ -158,10 +159,14 @@ impl ThreadCache {
         list.set(own_provenance(ptr));
         let bytes = self.bytes.get() + block;
         self.bytes.set(bytes);
-        // Credit older than the last CACHE_CREDIT allocations has lapsed.
-        let spent = self.spent.get().max(allocs.saturating_sub(CACHE_CREDIT as u64));
-        if spent < allocs {
-            self.spent.set(spent + 1);
+        // Credit is spent only past CACHE_BASE_BYTES, where `admits` asks
+        // for it (a small cache, the common case, skips this). Credit
+        // older than the last CACHE_CREDIT allocations has lapsed.
+        if bytes > CACHE_BASE_BYTES {
+            let spent = self.spent.get().max(allocs.saturating_sub(CACHE_CREDIT as u64));
+            if spent < allocs {
+                self.spent.set(spent + 1);
+            }
         }
         bytes <= self.limit.get()
     }
