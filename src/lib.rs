@@ -76,7 +76,7 @@ mod walk;
 #[doc(hidden)]
 pub mod loom_api {
     pub use crate::chunk::cache::SlotCache;
-    pub use crate::global::count::RemoteCount;
+    pub use crate::global::count::{RemoteCount, TAKEN_OVER};
 }
 
 #[doc(hidden)]

@@ -13,7 +13,7 @@
 //! assertion (the chunk is recycled twice).
 #![cfg(fiberalloc_loom)]
 
-use fiberalloc::loom_api::RemoteCount;
+use fiberalloc::loom_api::{RemoteCount, TAKEN_OVER};
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::sync::Arc;
@@ -194,6 +194,66 @@ fn adopted_block_keeps_the_chunk() {
         chunk.last_use(0);
         if chunk.count.free_remote() {
             chunk.recycle();
+        }
+        freer.join().unwrap();
+        adopter.join().unwrap();
+        assert_eq!(chunk.recycled.load(Ordering::Relaxed), 1, "recycled once");
+    });
+}
+
+/// A retired chunk with two live blocks, of which block 1 has been freed
+/// remotely and listed. A new owner takes the chunk over (`take_over`, as a
+/// thread that needs a chunk takes an exited thread's half-used one), bumps
+/// block 2, uses and frees it itself and retires the chunk, while another
+/// thread frees block 0 and an adopter takes block 1 back into use (`pin`,
+/// `adopt`, use, free, `unpin`). Whoever wins, the chunk is recycled
+/// exactly once, after every use of every block, the new owner's included;
+/// and a take-over never succeeds on a chunk already recycled.
+/// Weakenings checked: with `take_over` subtracting nothing (the new owner
+/// starting at its bias all the same) the model fails "recycled once";
+/// with its compare-exchange succeeding at zero (`d >= 0`), loom reports a
+/// data race between a recycling write and the new owner's use of block 2.
+#[test]
+fn take_over_with_remote_frees_and_an_adopter() {
+    loom::model(|| {
+        let chunk = Arc::new(Chunk::new());
+        let listed = Arc::new(AtomicBool::new(true));
+        // Blocks 0 and 1 were handed out and the chunk retired; block 1 was
+        // freed by another thread and put on the list.
+        assert!(!chunk.count.retire(2));
+        assert!(!chunk.count.free_remote());
+        let c = chunk.clone();
+        let freer = thread::spawn(move || {
+            c.last_use(0);
+            if c.count.free_remote() {
+                c.recycle();
+            }
+        });
+        let (c, l) = (chunk.clone(), listed.clone());
+        let adopter = thread::spawn(move || {
+            if c.count.pin() {
+                if l.swap(false, Ordering::Acquire) {
+                    c.count.adopt(1);
+                    c.last_use(1);
+                    if c.count.free_remote() {
+                        c.recycle();
+                    }
+                }
+                if c.count.unpin() {
+                    c.recycle();
+                }
+            }
+        });
+        if chunk.count.take_over() {
+            assert_eq!(chunk.recycled.load(Ordering::Relaxed), 0, "taken over after recycling");
+            let mut owner_live = TAKEN_OVER;
+            // Bump block 2, use it, free it in place.
+            owner_live += 1;
+            chunk.last_use(2);
+            owner_live -= 1;
+            if chunk.count.retire(owner_live) {
+                chunk.recycle();
+            }
         }
         freer.join().unwrap();
         adopter.join().unwrap();
