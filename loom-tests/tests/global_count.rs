@@ -43,6 +43,24 @@ impl Chunk {
         });
     }
 
+    /// An adopter takes block 1 back into use if it is on the list (the
+    /// flag `listed`): `pin`, take the list, `adopt`, use the block, free
+    /// it again, `unpin`.
+    fn adopt_block_1(&self, listed: &AtomicBool) {
+        if self.count.pin() {
+            if listed.swap(false, Ordering::Acquire) {
+                self.count.adopt(1);
+                self.last_use(1);
+                if self.count.free_remote() {
+                    self.recycle();
+                }
+            }
+            if self.count.unpin() {
+                self.recycle();
+            }
+        }
+    }
+
     /// The chunk is recycled: its memory is handed to a new owner, who
     /// writes every block.
     fn recycle(&self) {
@@ -178,18 +196,7 @@ fn adopted_block_keeps_the_chunk() {
         });
         let (c, l) = (chunk.clone(), listed.clone());
         let adopter = thread::spawn(move || {
-            if c.count.pin() {
-                if l.swap(false, Ordering::Acquire) {
-                    c.count.adopt(1);
-                    c.last_use(1);
-                    if c.count.free_remote() {
-                        c.recycle();
-                    }
-                }
-                if c.count.unpin() {
-                    c.recycle();
-                }
-            }
+            c.adopt_block_1(&l);
         });
         chunk.last_use(0);
         if chunk.count.free_remote() {
@@ -231,18 +238,7 @@ fn take_over_with_remote_frees_and_an_adopter() {
         });
         let (c, l) = (chunk.clone(), listed.clone());
         let adopter = thread::spawn(move || {
-            if c.count.pin() {
-                if l.swap(false, Ordering::Acquire) {
-                    c.count.adopt(1);
-                    c.last_use(1);
-                    if c.count.free_remote() {
-                        c.recycle();
-                    }
-                }
-                if c.count.unpin() {
-                    c.recycle();
-                }
-            }
+            c.adopt_block_1(&l);
         });
         if chunk.count.take_over() {
             assert_eq!(chunk.recycled.load(Ordering::Relaxed), 0, "taken over after recycling");
