@@ -68,6 +68,12 @@ fn freeing_a_pointer_never_handed_out_aborts_with_a_message() {
 }
 
 #[test]
+fn freeing_inside_a_block_or_a_chunk_header_aborts() {
+    assert_aborts("interior-free", "fiberalloc: free: a pointer fiberalloc did not hand out");
+    assert_aborts("header-free", "fiberalloc: free: a pointer fiberalloc did not hand out");
+}
+
+#[test]
 fn a_double_free_aborts_with_a_message() {
     assert_aborts("double-free", "fiberalloc: free: a pointer fiberalloc did not hand out");
 }

@@ -371,6 +371,19 @@ int main(int argc, char **argv) {
         free(p); /* must abort with a message */
         return 0;
     }
+    if (argc > 1 && strcmp(argv[1], "interior-free") == 0) {
+        char *p = malloc(64);
+        free(p + 16); /* inside a block, not its start: must abort */
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "header-free") == 0) {
+        /* Inside the chunk's header and class table (the chunk is the
+         * 2 MiB-aligned region holding a small block): must abort. */
+        char *p = malloc(64);
+        char *chunk = (char *)((uintptr_t)p & ~(uintptr_t)((2 << 20) - 1));
+        free(chunk + 4096);
+        return 0;
+    }
     loaded();
     alignment();
     usable();

@@ -202,7 +202,10 @@ enum Block {
 #[inline(always)]
 fn small_class(p: *mut u8) -> Option<(usize, usize)> {
     let addr = p.addr();
-    if is_chunk(addr) && align::is_aligned(addr, GRANULE) && addr % CHUNK_SIZE >= HEADER_SIZE {
+    // No test that `p` lies past the chunk's header: the table bytes of the
+    // header's granules (the table's own first bytes) are never written, so
+    // they read 0, which is no class.
+    if is_chunk(addr) && align::is_aligned(addr, GRANULE) {
         // SAFETY: a pointer into a registered chunk's data.
         let class = unsafe { entry(p).read() } as usize;
         let block = BLOCK_OF[class] as usize;
