@@ -89,16 +89,27 @@ fn keep(p: *mut u8, len: usize) -> [(usize, *mut u8); KEPT_SLOTS] {
         while k.bytes + len > KEPT_BYTES || k.slots.iter().all(|s| s.0 != 0) {
             let oldest = k.next;
             k.next = (oldest + 1) % KEPT_SLOTS;
-            let entry = core::mem::replace(&mut k.slots[oldest], (0, ptr::null_mut()));
+            // (`get_mut`s that always succeed: no panic on this path.)
+            let Some(slot) = k.slots.get_mut(oldest) else { break };
+            let entry = core::mem::replace(slot, (0, ptr::null_mut()));
             if entry.0 != 0 {
                 k.bytes -= entry.0;
-                out[n] = entry;
+                let Some(gone) = out.get_mut(n) else { break };
+                *gone = entry;
                 n += 1;
             }
         }
-        if let Some(slot) = k.slots.iter_mut().find(|s| s.0 == 0) {
-            *slot = (len, p);
-            k.bytes += len;
+        match k.slots.iter_mut().find(|s| s.0 == 0) {
+            Some(slot) if k.bytes + len <= KEPT_BYTES => {
+                *slot = (len, p);
+                k.bytes += len;
+            }
+            // (Not reached: the loop made room.) Unmapped with the rest.
+            _ => {
+                if let Some(gone) = out.get_mut(n) {
+                    *gone = (len, p);
+                }
+            }
         }
         // Relaxed: see KEPT_LEN.
         KEPT_LEN.store(k.bytes, Ordering::Relaxed);
