@@ -292,19 +292,19 @@ impl GlobalArena {
             // Relaxed: a hint (see `GlobalChunk::owner`).
             // SAFETY: the block is live, so its chunk is.
             let hint = unsafe { &*chunk }.owner.load(Ordering::Relaxed);
-            if !l.owns_hint(hint) {
-                if hint == NO_OWNER {
-                    // A chunk no owner remembers.
-                    // SAFETY: the block is live (caller) and lies in `chunk`.
-                    unsafe { l.free_ownerless(ptr, size, chunk, cacheable(size, align)) };
-                } else {
-                    // Another thread's chunk (a thread bumping in a chunk
-                    // is the last to have set its hint): neither of ours.
-                    // SAFETY: as above.
-                    unsafe { l.count_remote(ptr, size, chunk, cacheable(size, align)) };
-                }
+            if !l.owns_hint(hint)
+                && (hint != NO_OWNER || !l.cache.admits_ownerless(l.counters.allocs.load(Ordering::Relaxed)))
+            {
+                // Another thread's chunk (a thread bumping in a chunk is
+                // the last to have set its hint), or one no owner remembers
+                // freed into by a thread that is not allocating as it
+                // frees: neither is ours to cache.
+                // SAFETY: the block is live (caller) and lies in `chunk`.
+                unsafe { l.count_remote(ptr, size, chunk, cacheable(size, align)) };
                 return;
             }
+            // Ours, or no owner's (cached as ours would be, by a thread
+            // that allocates as it frees: `admits_ownerless`).
             true
         };
         let allocs = l.counters.allocs.load(Ordering::Relaxed);

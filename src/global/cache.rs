@@ -162,11 +162,12 @@ impl ThreadCache {
         // Credit is spent only past CACHE_BASE_BYTES, where `admits` asks
         // for it (a small cache, the common case, skips this). Credit
         // older than the last CACHE_CREDIT allocations has lapsed.
+        // (Unguarded: a push admitted while the cache was just under the
+        // base may move `spent` one past `allocs`, which only delays the
+        // next admission past the base by one allocation.)
         if bytes > CACHE_BASE_BYTES {
-            let spent = self.spent.get().max(allocs.saturating_sub(CACHE_CREDIT as u64));
-            if spent < allocs {
-                self.spent.set(spent + 1);
-            }
+            let floor = allocs.saturating_sub(CACHE_CREDIT as u64);
+            self.spent.set(self.spent.get().max(floor) + 1);
         }
         bytes <= self.limit.get()
     }
@@ -294,12 +295,18 @@ impl Local {
     }
 
     /// Takes the newest cache an exited thread left ([`leave_cache`](Self::leave_cache))
-    /// into this thread's, if there is one; a class this thread holds
-    /// blocks of gets the left list in front of its own. Returns whether it
+    /// into this thread's, if there is one and this thread's cache holds
+    /// less than [`CACHE_BASE_BYTES`] (a thread with blocks of its own to
+    /// reuse would only keep the left ones from their chunks longer). A
+    /// class this thread holds blocks of gets its own list in front of the
+    /// left one (its list is the short one to walk). Returns whether it
     /// took one.
     #[cold]
     #[inline(never)]
     pub(super) fn take_left_cache(&self) -> bool {
+        if self.cache.bytes.get() >= CACHE_BASE_BYTES {
+            return false;
+        }
         let mut heads = [ptr::null_mut::<u8>(); CLASSES];
         let bytes = Self::take_left(&mut heads);
         if bytes == 0 {
@@ -310,21 +317,24 @@ impl Local {
                 continue;
             }
             let list = self.cache.list(class);
-            if !list.get().is_null() {
-                let mut tail = head;
-                loop {
-                    // SAFETY: a cached block's first word links the next
-                    // block of its list (`push`); the list is ours now.
-                    let next = unsafe { tail.cast::<*mut u8>().read() };
-                    if next.is_null() {
-                        break;
-                    }
-                    tail = next;
-                }
-                // SAFETY: as above; `tail` is the left list's last block.
-                unsafe { tail.cast::<*mut u8>().write(list.get()) };
+            let mine = list.get();
+            if mine.is_null() {
+                list.set(head);
+                continue;
             }
-            list.set(head);
+            let mut tail = mine;
+            loop {
+                // SAFETY: a cached block's first word links the next block
+                // of its list (`push`); the list is this thread's.
+                let next = unsafe { tail.cast::<*mut u8>().read() };
+                if next.is_null() {
+                    break;
+                }
+                tail = next;
+            }
+            // SAFETY: as above; `tail` is this thread's list's last block,
+            // and the left list is ours now.
+            unsafe { tail.cast::<*mut u8>().write(head) };
         }
         self.cache.bytes.set(self.cache.bytes.get() + bytes);
         true

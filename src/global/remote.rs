@@ -144,41 +144,6 @@ impl Local {
         }
     }
 
-    /// The free of a block of a chunk no owner remembers ([`NO_OWNER`](super::chunk::NO_OWNER)):
-    /// cached as the owner's would be, by a thread that allocates as it
-    /// frees ([`ThreadCache::admits_ownerless`](super::cache::ThreadCache::admits_ownerless)),
-    /// else counted as by [`count_remote`](Self::count_remote).
-    ///
-    /// Out of line, as `count_remote` is (a tail call from the free path).
-    ///
-    /// # Safety
-    /// As for [`count_remote`](Self::count_remote).
-    #[inline(never)]
-    pub(super) unsafe fn free_ownerless(
-        &self,
-        ptr: *mut u8,
-        size: usize,
-        chunk: *mut GlobalChunk,
-        reusable: bool,
-    ) {
-        if reusable {
-            // Relaxed: our own counter.
-            let allocs = self.counters.allocs.load(Ordering::Relaxed);
-            if self.cache.admits_ownerless(allocs) && self.cache.admits(allocs) {
-                let (class, block) = class_of(size);
-                // SAFETY: a live block of a cacheable layout is `block`
-                // bytes (its class's) and GRAIN-aligned; its user has
-                // freed it. It stays counted live in its chunk.
-                if !unsafe { self.cache.push(ptr, class, block, allocs) } {
-                    self.flush_cache();
-                }
-                return;
-            }
-        }
-        // SAFETY: the caller's.
-        unsafe { self.count_remote(ptr, size, chunk, reusable) }
-    }
-
     /// The free of a block of another thread's chunk: counted into the run
     /// of frees of its side ([`count_run`](Self::count_run)) and, when
     /// `reusable` (a cacheable layout), linked into the run's list for the
