@@ -60,6 +60,8 @@ fn main() {
             });
             let made = rx.recv().unwrap();
             for p in made {
+                // SAFETY: each block was allocated by the maker with
+                // `small` and is freed once, here.
                 unsafe { dealloc(black_box(p as *mut u8), small) };
             }
             done_tx.send(()).unwrap();
@@ -72,6 +74,7 @@ fn main() {
             .join()
             .unwrap();
             for p in made {
+                // SAFETY: as in `remote`: allocated with `small`, freed once.
                 unsafe { dealloc(black_box(p as *mut u8), small) };
             }
         }

@@ -216,7 +216,7 @@ impl GlobalArena {
 
     /// Frees a small block: in place if it is the thread's last one; into
     /// the thread cache if it is cacheable and of a chunk this thread owns
-    /// or owned; else into its chunk's count.
+    /// or owned (or of one no owner remembers); else into its chunk's count.
     ///
     /// # Safety
     /// `ptr` is a live small block of `size` bytes aligned to `align`.

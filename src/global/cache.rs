@@ -19,8 +19,9 @@ pub(super) const CACHE_CREDIT: usize = 1 << 16;
 
 /// A thread's cache of freed small blocks, one list per size class.
 ///
-/// When a thread frees a block of a chunk it owns or owned, the block goes
-/// here instead of into the chunk's count (the chunk still counts it live,
+/// When a thread frees a block of a chunk it owns or owned (or one no
+/// owner remembers, while it allocates as it frees: `admits_ownerless`),
+/// the block goes here instead of into the chunk's count (the chunk still counts it live,
 /// so it cannot be recycled under the list), and the thread's next
 /// allocation of the same size class takes it back. Without it, a program
 /// whose blocks have random lifetimes keeps a whole chunk alive for each
