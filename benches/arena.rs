@@ -263,7 +263,7 @@ macro_rules! bench_reset {
 
 fn reset_after_1mib(c: &mut Criterion) {
     let mut g = c.benchmark_group("reset_1mib");
-    bench_reset!(g, "fiberalloc", Arena::<fiberalloc::policy::Fast>::new(), |a| a.alloc([0u8; 1024]));
+    bench_reset!(g, "fiberalloc", Arena::new(), |a| a.alloc([0u8; 1024]));
     bench_reset!(g, "bumpalo", bumpalo::Bump::new(), |a| a.alloc([0u8; 1024]));
     bench_reset!(g, "bump-scope", bump_scope::Bump::<bump_scope::alloc::Global>::new(), |a| {
         let _ = a.alloc([0u8; 1024]).into_mut();

@@ -19,7 +19,7 @@ const BATCH: usize = 10_000;
 const PUSHES: usize = 100_000;
 
 fn typed<P: Policy>(b: &mut criterion::Bencher) {
-    let mut a = Arena::<P>::new();
+    let mut a = Arena::<P>::default();
     b.iter(|| {
         for i in 0..BATCH {
             black_box(a.alloc(black_box(i as u64)));
@@ -29,7 +29,7 @@ fn typed<P: Policy>(b: &mut criterion::Bencher) {
 }
 
 fn runtime<P: Policy>(b: &mut criterion::Bencher, layouts: &[Layout]) {
-    let mut a = Arena::<P>::new();
+    let mut a = Arena::<P>::default();
     b.iter(|| {
         for &l in layouts {
             black_box(a.alloc_layout(black_box(l)));
@@ -39,7 +39,7 @@ fn runtime<P: Policy>(b: &mut criterion::Bencher, layouts: &[Layout]) {
 }
 
 fn push<P: Policy>(b: &mut criterion::Bencher) {
-    let mut a = Arena::<P>::new();
+    let mut a = Arena::<P>::default();
     b.iter(|| {
         {
             let mut v = AVec::<u8, _>::new_in(&a);
@@ -54,7 +54,7 @@ fn push<P: Policy>(b: &mut criterion::Bencher) {
 
 fn reset<P: Policy>(b: &mut criterion::Bencher) {
     let setup = || {
-        let a = Arena::<P>::new();
+        let a = Arena::<P>::default();
         for _ in 0..1024 {
             a.alloc([0u8; 1024]);
         }

@@ -123,7 +123,7 @@ fn main() {
     // 7. Policies: the same work under Fast, Safe (guard pages, canaries,
     //    poison) and Debug (leak records and the log hook too).
     fn work<P: fiberalloc::policy::Policy>() -> (f64, fiberalloc::Stats) {
-        let mut a = Arena::<P>::new();
+        let mut a = Arena::<P>::default();
         let t = Instant::now();
         for round in 0..10 {
             for i in 0..100_000u64 {
@@ -272,7 +272,7 @@ fn count_event(_: fiberalloc::debug::Event) {
 fn checks_and_picture() {
     use fiberalloc::debug;
     debug::set_log_hook(Some(count_event));
-    let arena = Arena::<Debug>::new();
+    let arena = Arena::with_policy(Debug);
     let mut index = hashbrown::HashMap::new_in(&arena);
     let mut lines = AVec::new_in(&arena);
     for i in 0..2000u32 {

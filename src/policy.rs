@@ -28,7 +28,7 @@ mod sealed {
 }
 
 /// A compile-time arena policy. Sealed: use [`Fast`], [`Safe`] or [`Debug`](struct@Debug).
-pub trait Policy: sealed::Sealed + Send + Sync + 'static {
+pub trait Policy: sealed::Sealed + Copy + Default + Send + Sync + 'static {
     /// Every block starts and ends on a multiple of this (a power of two);
     /// the cursor is always aligned to it, so requests at or below it need
     /// no padding arithmetic on the fast path.

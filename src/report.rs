@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use fiberalloc::{policy::Safe, report, Arena};
-//! let arena = Arena::<Safe>::new();
+//! let arena = Arena::with_policy(Safe);
 //! for i in 0..1000u64 {
 //!     arena.alloc(i);
 //! }

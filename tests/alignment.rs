@@ -15,7 +15,7 @@ fn sizes(align: usize) -> Vec<usize> {
 }
 
 fn alignment_matrix<P: Policy>() {
-    let arena = Arena::<P>::new();
+    let arena = Arena::<P>::default();
     let max_shift = if cfg!(miri) { 12 } else { 16 };
     let mut blocks = Vec::new();
     for shift in 0..=max_shift {
@@ -61,7 +61,7 @@ fn typed_values_are_aligned<P: Policy>() {
     #[repr(align(4096))]
     #[derive(Clone, Copy, PartialEq, Debug)]
     struct Page(u8);
-    let arena = Arena::<P>::new();
+    let arena = Arena::<P>::default();
     let a = arena.alloc(1u8);
     let b = arena.alloc(Line([7; 64]));
     let c = arena.alloc(2u16);
@@ -75,7 +75,7 @@ fn typed_values_are_aligned<P: Policy>() {
 }
 
 fn simd_and_aligned_helpers<P: Policy>() {
-    let arena = Arena::<P>::new();
+    let arena = Arena::<P>::default();
     for size in [0, 1, 63, 64, 65, 1000] {
         let p = arena.alloc_simd(size);
         assert_eq!(p.as_ptr() as usize % 64, 0);
@@ -84,7 +84,7 @@ fn simd_and_aligned_helpers<P: Policy>() {
     }
     assert!(arena.try_alloc_aligned(8, 3).is_err(), "non-power-of-two alignment");
     assert!(arena.try_alloc_aligned(8, 0).is_err(), "zero alignment");
-    let r = std::panic::catch_unwind(|| Arena::<P>::new().alloc_aligned(8, 24));
+    let r = std::panic::catch_unwind(|| Arena::<P>::default().alloc_aligned(8, 24));
     assert!(r.is_err(), "alloc_aligned must reject alignment 24");
 }
 

@@ -7,7 +7,7 @@ use common::*;
 use fiberalloc::{policy::Policy, Arena};
 
 fn vec_and_box<P: Policy>() {
-    let arena = Arena::<P>::new();
+    let arena = Arena::<P>::default();
     let mut v: AVec<u32, _> = AVec::new_in(&arena);
     let n = scale(100_000) as u32;
     for i in 0..n {
@@ -27,7 +27,7 @@ fn vec_and_box<P: Policy>() {
 }
 
 fn hashmap<P: Policy>() {
-    let arena = Arena::<P>::new();
+    let arena = Arena::<P>::default();
     let mut m = hashbrown::HashMap::new_in(&arena);
     let n = scale(50_000) as u64;
     for i in 0..n {
@@ -44,7 +44,7 @@ fn hashmap<P: Policy>() {
 }
 
 fn many_collections_interleaved<P: Policy>() {
-    let arena = Arena::<P>::new();
+    let arena = Arena::<P>::default();
     let mut vs: Vec<AVec<u16, &Arena<P>>> = (0..8).map(|_| AVec::new_in(&arena)).collect();
     for i in 0..scale(20_000) {
         let k = (i * 7) % vs.len();

@@ -30,7 +30,7 @@ fn in_child(what: &mut Option<String>) -> bool {
 /// A child's way to die: a block of 13 bytes written one byte past its end,
 /// then the arena given up by `how`. Prints the block's address first.
 fn overrun_then<P: Policy>(how: &str) {
-    let mut arena = Arena::<P>::new();
+    let mut arena = Arena::<P>::default();
     arena.alloc(1u64);
     let block = arena.alloc_slice_copy(&[7u8; 13]);
     let p = block.as_mut_ptr();
@@ -49,7 +49,7 @@ fn overrun_then<P: Policy>(how: &str) {
 
 /// The same, for a block made inside a scope, found at scope exit.
 fn overrun_in_scope<P: Policy>() {
-    let mut arena = Arena::<P>::new();
+    let mut arena = Arena::<P>::default();
     arena.scope(|a| {
         let block = a.alloc_slice_copy(&[7u8; 13]);
         println!("block at {:#x}", block.as_ptr() as usize);
@@ -123,7 +123,7 @@ fn aligned(arena: &SharedArena<Safe>, size: usize, align: usize) -> *mut u8 {
 
 #[test]
 fn shared_arena_canaries_catch_overruns_on_every_path() {
-    let mut arena = SharedArena::<Safe>::new();
+    let mut arena = SharedArena::with_policy(Safe);
     let blocks = shared_blocks(&arena);
     assert_eq!(arena.validate(), Ok(()));
     for (p, size) in blocks {
@@ -161,7 +161,7 @@ fn shared_arena_canaries_catch_overruns_on_every_path() {
 fn shared_arena_aborts_at_reset_naming_the_block() {
     let mut what = None;
     if in_child(&mut what) {
-        let mut arena = SharedArena::<Safe>::new();
+        let mut arena = SharedArena::with_policy(Safe);
         let lease = arena.lease();
         let b = lease.alloc_slice_copy(&[7u8; 13]);
         println!("block at {:#x}", b.as_ptr() as usize);
@@ -181,7 +181,7 @@ fn shared_arena_aborts_at_reset_naming_the_block() {
 
 #[test]
 fn shared_arena_leaks_under_debug() {
-    let mut arena = SharedArena::<Debug>::new();
+    let mut arena = SharedArena::with_policy(Debug);
     let kept;
     {
         let a = &arena;
@@ -199,7 +199,7 @@ fn shared_arena_leaks_under_debug() {
 #[test]
 fn fast_has_no_canary_to_break() {
     // The same bug under Fast goes unseen: reset returns normally.
-    let mut arena = Arena::<Fast>::new();
+    let mut arena = Arena::new();
     let block = arena.alloc_slice_copy(&[7u8; 13]);
     // SAFETY: inside the block's rounding to 8 bytes, still arena memory.
     unsafe { block.as_mut_ptr().add(13).write(0) };
@@ -209,7 +209,7 @@ fn fast_has_no_canary_to_break() {
 
 #[test]
 fn validate_names_the_block_its_size_and_chunk() {
-    let arena = Arena::<Safe>::new();
+    let arena = Arena::with_policy(Safe);
     let blocks: Vec<*mut u8> =
         (1..=40).map(|n| arena.alloc_slice_copy(&vec![1u8; n * 3]).as_mut_ptr()).collect();
     assert_eq!(arena.validate(), Ok(()));
@@ -243,7 +243,7 @@ fn validate_names_the_block_its_size_and_chunk() {
 #[test]
 fn in_place_operations_keep_the_canary_in_step() {
     // Grow and shrink the last block and a middle one; validate after each.
-    let arena = Arena::<Debug>::new();
+    let arena = Arena::with_policy(Debug);
     let mut a: AVec<u8, _> = AVec::new_in(&arena);
     let mut b: AVec<u8, _> = AVec::new_in(&arena);
     for i in 0..500u32 {
@@ -289,7 +289,7 @@ fn read(p: *const u8, n: usize) -> Vec<u8> {
 fn released_memory_is_poisoned() {
     let byte = <Safe as Policy>::POISON_BYTE;
     // Reset.
-    let mut arena = Arena::<Safe>::new();
+    let mut arena = Arena::with_policy(Safe);
     let p = arena.alloc_slice_copy(&[0x11u8; 64]).as_ptr();
     arena.reset();
     assert_eq!(read(p, 64), vec![byte; 64], "reset must poison");
@@ -297,14 +297,14 @@ fn released_memory_is_poisoned() {
     let q = arena.scope(|a| a.alloc_slice_copy(&[0x22u8; 64]).as_ptr());
     assert_eq!(read(q, 64), vec![byte; 64], "scope exit must poison");
     // Deallocate (a block that is not the last, so it stays a hole).
-    let arena = Arena::<Debug>::new();
+    let arena = Arena::with_policy(Debug);
     let boxed = ABox::new_in([0x33u8; 40], &arena);
     let _after = arena.alloc(1u64);
     let r = &*boxed as *const [u8; 40] as *const u8;
     drop(boxed);
     assert_eq!(read(r, 40), vec![byte; 40], "deallocate must poison under Debug");
     // Fast leaves the bytes as they were.
-    let mut fast = Arena::<Fast>::new();
+    let mut fast = Arena::new();
     let f = fast.alloc_slice_copy(&[0x44u8; 64]).as_ptr();
     fast.reset();
     assert_eq!(read(f, 64), vec![0x44; 64]);
@@ -312,7 +312,7 @@ fn released_memory_is_poisoned() {
 
 #[test]
 fn leaks_lists_exactly_the_blocks_left_live() {
-    let arena = Arena::<Debug>::new();
+    let arena = Arena::with_policy(Debug);
     assert!(arena.leaks().is_empty());
     // Not tracked: blocks that are never freed one by one.
     arena.alloc(5u64);
@@ -344,7 +344,7 @@ fn leaks_lists_exactly_the_blocks_left_live() {
     drop(kept_vec);
     assert!(arena.leaks().is_empty());
     // Only Debug records blocks.
-    let safe = Arena::<Safe>::new();
+    let safe = Arena::with_policy(Safe);
     let _v = ABox::new_in(1u8, &safe);
     assert!(safe.leaks().is_empty());
 }
@@ -354,7 +354,7 @@ fn a_leak_report_is_written_at_drop() {
     let mut what = None;
     if in_child(&mut what) {
         debug::set_leak_report(true);
-        let arena = Arena::<Debug>::new();
+        let arena = Arena::with_policy(Debug);
         let b = ABox::new_in([1u8; 24], &arena);
         println!("leaked at {:#x}", &*b as *const [u8; 24] as usize);
         core::mem::forget(b);
@@ -390,7 +390,7 @@ fn take_mine() -> Vec<Event> {
 /// The operations the log test runs, under policy `P`; returns the arena's
 /// address, its chunk and the three blocks' addresses.
 fn logged_ops<P: Policy>() -> (usize, usize, [usize; 3]) {
-    let mut arena = Box::new(Arena::<P>::new()); // boxed: its address stays put
+    let mut arena = Box::new(Arena::<P>::default()); // boxed: its address stays put
     let id = &*arena as *const Arena<P> as usize;
     let a = arena.alloc(1u64) as *mut u64 as usize;
     let b = arena.scope(|s| s.alloc(2u32) as *mut u32 as usize);
@@ -426,7 +426,7 @@ fn the_log_hook_sees_the_events_in_order() {
     logged_ops::<Fast>();
     assert_eq!(take_mine(), vec![]);
     // A leak at drop is an event too.
-    let arena = Box::new(Arena::<Debug>::new());
+    let arena = Box::new(Arena::with_policy(Debug));
     let leaked = ABox::leak(ABox::new_in(9u64, &*arena)) as *mut u64 as usize;
     let id = &*arena as *const Arena<Debug> as usize;
     drop(arena);
@@ -434,7 +434,7 @@ fn the_log_hook_sees_the_events_in_order() {
     assert!(events.contains(&Event::Leak { arena: id, addr: leaked, size: 8 }), "{events:?}");
     // A shared arena under Debug: chunks, direct and leased blocks, frees,
     // resets.
-    let mut shared = Box::new(SharedArena::<Debug>::new());
+    let mut shared = Box::new(SharedArena::with_policy(Debug));
     let arena = &*shared as *const SharedArena<Debug> as usize;
     let d = shared.alloc(1u64) as *mut u64 as usize;
     let boxed = ABox::new_in(2u32, &*shared);
@@ -467,7 +467,7 @@ fn the_log_hook_sees_the_events_in_order() {
         ]
     );
     debug::set_log_hook(None);
-    let arena = Arena::<Debug>::new();
+    let arena = Arena::with_policy(Debug);
     arena.alloc(1u8);
     drop(arena);
     assert_eq!(take_mine(), vec![]);
@@ -475,7 +475,7 @@ fn the_log_hook_sees_the_events_in_order() {
 
 #[test]
 fn the_memory_map_draws_one_strip_per_chunk() {
-    let mut arena = Arena::<Safe>::new();
+    let mut arena = Arena::with_policy(Safe);
     let mut keep = Vec::new();
     for i in 0..4000u64 {
         keep.push(arena.alloc([i; 4]) as *mut [u64; 4]);
@@ -516,7 +516,7 @@ fn the_memory_map_draws_one_strip_per_chunk() {
 fn a_use_after_reset_is_reported_by_asan() {
     let mut what = None;
     if in_child(&mut what) {
-        let mut arena = Arena::<Fast>::new();
+        let mut arena = Arena::new();
         let p = arena.alloc(41u64) as *mut u64;
         arena.reset();
         // SAFETY: none: the block was released by the reset. The read is

@@ -5,7 +5,7 @@ use core::alloc::Layout;
 use fiberalloc::{policy::Policy, AllocError, Arena};
 
 fn huge_sizes_fail_cleanly<P: Policy>() {
-    let arena = Arena::<P>::new();
+    let arena = Arena::<P>::default();
     let keep = arena.alloc(0xABCDu32);
     for (size, align) in [
         (isize::MAX as usize, 1),
@@ -30,20 +30,20 @@ fn huge_sizes_fail_cleanly<P: Policy>() {
 }
 
 fn capacity_errors<P: Policy>() {
-    assert!(Arena::<P>::try_with_capacity(usize::MAX).is_err());
-    assert!(Arena::<P>::try_with_capacity(isize::MAX as usize).is_err());
-    let a = Arena::<P>::try_with_capacity(100_000).unwrap();
+    assert!(Arena::try_with_capacity_and_policy(usize::MAX, P::default()).is_err());
+    assert!(Arena::try_with_capacity_and_policy(isize::MAX as usize, P::default()).is_err());
+    let a = Arena::try_with_capacity_and_policy(100_000, P::default()).unwrap();
     assert!(a.stats().reserved_bytes >= 100_000);
     let before = a.stats().reserved_bytes;
     let p = a.alloc_layout(Layout::from_size_align(90_000, 8).unwrap());
     assert!(a.contains(p.as_ptr()));
     assert_eq!(a.stats().reserved_bytes, before, "with_capacity must make room up front");
-    let empty = Arena::<P>::with_capacity(0);
+    let empty = Arena::with_capacity_and_policy(0, P::default());
     assert_eq!(empty.stats().reserved_bytes, 0);
 }
 
 fn allocation_limit<P: Policy>() {
-    let arena = Arena::<P>::new();
+    let arena = Arena::<P>::default();
     arena.set_allocation_limit(Some(64 << 10));
     assert_eq!(arena.allocation_limit(), Some(64 << 10));
     let mut got = 0usize;
@@ -64,7 +64,7 @@ fn panicking_calls_report_through_handle_alloc_error<P: Policy>() {
     // `alloc_layout` on an impossible size must not return: it reaches
     // `handle_alloc_error`, which aborts by default. Check that the
     // fallible twin reports it, and that `Vec::try_reserve` does too.
-    let arena = Arena::<P>::new();
+    let arena = Arena::<P>::default();
     let mut v = allocator_api2::vec::Vec::<u8, _>::new_in(&arena);
     assert!(v.try_reserve(isize::MAX as usize).is_err());
     assert!(v.try_reserve(usize::MAX).is_err());
@@ -73,7 +73,7 @@ fn panicking_calls_report_through_handle_alloc_error<P: Policy>() {
 }
 
 fn zero_sized_requests_map_nothing<P: Policy>() {
-    let arena = Arena::<P>::new();
+    let arena = Arena::<P>::default();
     for align in [1, 8, 64, 4096] {
         let p = arena.try_alloc_layout(Layout::from_size_align(0, align).unwrap()).unwrap();
         assert_eq!(p.as_ptr() as usize % align, 0);

@@ -29,7 +29,7 @@ fn data_end<P: Policy>(arena: &Arena<P>) -> *mut u8 {
 }
 
 fn child<P: Policy>() {
-    let arena = Arena::<P>::new();
+    let arena = Arena::<P>::default();
     let end = data_end(&arena);
     // SAFETY: deliberately not: this write lands on the guard page and must
     // kill the process before anything else happens.
@@ -69,7 +69,7 @@ fn debug_write_past_the_chunk_faults() {
 fn the_last_usable_byte_is_writable() {
     // The probe must stop exactly at the data's end: the byte before the
     // guard is ours to write.
-    let arena = Arena::<fiberalloc::policy::Safe>::new();
+    let arena = Arena::with_policy(fiberalloc::policy::Safe);
     let end = data_end(&arena);
     // SAFETY: `end - 1` is the chunk's last data byte (it lies in the arena
     // and no block has been handed out over it; we only poke it).

@@ -149,7 +149,7 @@ impl<P: Policy> Model<'_, P> {
 }
 
 fn run<P: Policy>(ops: &[Op]) {
-    let mut arena = Arena::<P>::new();
+    let mut arena = Arena::<P>::default();
     let mut outer: Vec<(NonNull<u8>, Layout, usize)> = Vec::new();
     let mut next_id = 0;
     let mut i = 0;

@@ -11,7 +11,7 @@ fn l(size: usize, align: usize) -> Layout {
 }
 
 fn last_block_grows_and_shrinks_in_place<P: Policy>() {
-    let arena = Arena::<P>::new();
+    let arena = Arena::<P>::default();
     let a = &arena;
     let p = a.allocate(l(24, 8)).unwrap().cast::<u8>();
     // SAFETY: the block holds 24 bytes.
@@ -39,7 +39,7 @@ fn last_block_grows_and_shrinks_in_place<P: Policy>() {
 }
 
 fn other_blocks_move<P: Policy>() {
-    let arena = Arena::<P>::new();
+    let arena = Arena::<P>::default();
     let a = &arena;
     let first = a.allocate(l(100, 8)).unwrap().cast::<u8>();
     // SAFETY: 100 bytes.
@@ -67,7 +67,7 @@ fn other_blocks_move<P: Policy>() {
 }
 
 fn alignment_changes<P: Policy>() {
-    let arena = Arena::<P>::new();
+    let arena = Arena::<P>::default();
     let a = &arena;
     for (from, to) in [(8usize, 4096usize), (1, 64), (64, 1), (4096, 8), (16, 1 << 16)] {
         let _pad = a.allocate(l(8, 1)).unwrap();
@@ -89,7 +89,7 @@ fn alignment_changes<P: Policy>() {
 }
 
 fn grow_zeroed_zeroes_the_tail<P: Policy>() {
-    let arena = Arena::<P>::new();
+    let arena = Arena::<P>::default();
     let a = &arena;
     let p = a.allocate(l(16, 8)).unwrap().cast::<u8>();
     // SAFETY: 16 bytes.
@@ -120,7 +120,7 @@ fn grow_zeroed_zeroes_the_tail<P: Policy>() {
 }
 
 fn vec_push_with_reserve_exact_stays_in_place<P: Policy>() {
-    let arena = Arena::<P>::new();
+    let arena = Arena::<P>::default();
     let mut v = allocator_api2::vec::Vec::<u8, _>::new_in(&arena);
     let n = scale(20_000);
     for i in 0..n {

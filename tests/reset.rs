@@ -15,7 +15,7 @@ fn cycle<P: Policy>(arena: &Arena<P>, n: usize) {
 }
 
 fn reset_reuses_without_growth<P: Policy>() {
-    let mut arena = Arena::<P>::new();
+    let mut arena = Arena::<P>::default();
     let n = scale(20_000);
     cycle(&arena, n);
     let first = arena.stats();
@@ -40,7 +40,7 @@ fn reset_reuses_without_growth<P: Policy>() {
 }
 
 fn reset_keeps_the_largest_chunk<P: Policy>() {
-    let mut arena = Arena::<P>::new();
+    let mut arena = Arena::<P>::default();
     cycle(&arena, scale(5_000));
     let big = arena.alloc_layout(Layout::from_size_align(3 << 20, 8).unwrap());
     assert!(arena.contains(big.as_ptr()));
@@ -55,7 +55,7 @@ fn reset_keeps_the_largest_chunk<P: Policy>() {
 }
 
 fn stats_add_up<P: Policy>() {
-    let arena = Arena::<P>::new();
+    let arena = Arena::<P>::default();
     assert_eq!(arena.stats().fragmentation(), 0.0);
     arena.alloc(1u8);
     arena.alloc(2u64);
@@ -78,7 +78,7 @@ fn stats_add_up<P: Policy>() {
 }
 
 fn poisoned_after_reset_under_checking_policies<P: Policy>() {
-    let mut arena = Arena::<P>::new();
+    let mut arena = Arena::<P>::default();
     let first = arena.alloc([0x55u8; 64]) as *mut [u8; 64] as usize;
     arena.reset();
     // The next block lands where the old one was; its bytes are what reset
@@ -106,7 +106,7 @@ per_policy!(
 /// must still find it (a leak would show as a chunk the next arena of this
 /// thread cannot reuse; validate() checks the bookkeeping).
 fn lone_chunk_off_the_current_list<P: Policy>() {
-    let mut arena = Arena::<P>::new();
+    let mut arena = Arena::<P>::default();
     let big = arena.alloc_layout(Layout::from_size_align(1 << 20, 8).unwrap());
     assert!(arena.contains(big.as_ptr()));
     assert_eq!(arena.stats().chunk_count, 1);
@@ -118,7 +118,7 @@ fn lone_chunk_off_the_current_list<P: Policy>() {
     assert!(arena.contains(p as *const u8));
     assert_eq!(arena.stats().chunk_count, 1, "the kept (oversized) chunk serves the next block");
 
-    let mut scoped_arena = Arena::<P>::new();
+    let mut scoped_arena = Arena::<P>::default();
     scoped_arena.scope(|a| {
         a.alloc(1u64);
     });

@@ -7,7 +7,7 @@ use fiberalloc::{policy::Policy, scoped, Arena};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 fn scope_rewinds_on_exit<P: Policy>() {
-    let mut arena = Arena::<P>::new();
+    let mut arena = Arena::<P>::default();
     let outer = arena.alloc(7u64) as *mut u64;
     let before = arena.stats();
     let cursor_probe = arena.alloc(0u64) as *mut u64 as usize;
@@ -43,7 +43,7 @@ fn scope_rewinds_on_exit<P: Policy>() {
 }
 
 fn scope_rewinds_on_panic<P: Policy>() {
-    let mut arena = Arena::<P>::new();
+    let mut arena = Arena::<P>::default();
     arena.alloc(1u32);
     let before = arena.stats().allocated_bytes;
     let r = catch_unwind(AssertUnwindSafe(|| {
@@ -63,7 +63,7 @@ fn scope_rewinds_on_panic<P: Policy>() {
 }
 
 fn scope_with_collections<P: Policy>() {
-    let mut arena = Arena::<P>::new();
+    let mut arena = Arena::<P>::default();
     let total = arena.scope(|a| {
         let mut v = AVec::new_in(a);
         for i in 0..scale(5_000) as u64 {

@@ -55,7 +55,7 @@ fn hammer<P: Policy>(arena: &SharedArena<P>, threads: usize, n: usize) {
 
 fn threads_get_disjoint_blocks<P: Policy>() {
     assert_send_sync::<SharedArena<P>>();
-    let mut arena = SharedArena::<P>::new();
+    let mut arena = SharedArena::<P>::default();
     hammer(&arena, 4, scale(50_000));
     // Under canaries: every header and canary written by racing threads
     // reads back.
@@ -65,7 +65,7 @@ fn threads_get_disjoint_blocks<P: Policy>() {
 }
 
 fn reset_after_join_reuses_memory<P: Policy>() {
-    let mut arena = SharedArena::<P>::new();
+    let mut arena = SharedArena::<P>::default();
     let n = scale(20_000);
     hammer(&arena, 2, n);
     arena.reset();
@@ -82,7 +82,7 @@ fn reset_after_join_reuses_memory<P: Policy>() {
 }
 
 fn vecs_in_several_threads<P: Policy>() {
-    let arena = SharedArena::<P>::new();
+    let arena = SharedArena::<P>::default();
     std::thread::scope(|s| {
         for t in 0..4u64 {
             let arena = &arena;
@@ -103,7 +103,7 @@ fn vecs_in_several_threads<P: Policy>() {
 }
 
 fn last_block_in_place<P: Policy>() {
-    let arena = SharedArena::<P>::new();
+    let arena = SharedArena::<P>::default();
     let a = &arena;
     let l = |s| Layout::from_size_align(s, 8).unwrap();
     let p = a.allocate(l(16)).unwrap().cast::<u8>();
@@ -125,12 +125,12 @@ fn last_block_in_place<P: Policy>() {
 }
 
 fn errors_are_values<P: Policy>() {
-    let arena = SharedArena::<P>::new();
+    let arena = SharedArena::<P>::default();
     for (size, align) in [(isize::MAX as usize, 1), (isize::MAX as usize - 4095, 4096), (1 << 62, 8)] {
         let layout = Layout::from_size_align(size, align).unwrap();
         assert_eq!(arena.try_alloc_layout(layout), Err(AllocError));
     }
-    let capped = SharedArena::<P>::new();
+    let capped = SharedArena::<P>::default();
     capped.set_allocation_limit(Some(256 << 10));
     let mut n = 0;
     while capped.try_alloc_layout(Layout::from_size_align(1000, 8).unwrap()).is_ok() {
@@ -143,7 +143,7 @@ fn errors_are_values<P: Policy>() {
 }
 
 fn leases_bump_and_reset<P: Policy>() {
-    let mut arena = SharedArena::<P>::new();
+    let mut arena = SharedArena::<P>::default();
     let n = scale(20_000);
     let mut settled = None;
     for round in 0..4 {
@@ -196,7 +196,7 @@ fn leases_bump_and_reset<P: Policy>() {
 }
 
 fn try_reset_frees_oversized_lease_chunks<P: Policy>() {
-    let arena = SharedArena::<P>::new();
+    let arena = SharedArena::<P>::default();
     {
         let lease = arena.lease();
         lease.alloc(1u8);
@@ -212,7 +212,7 @@ fn try_reset_frees_oversized_lease_chunks<P: Policy>() {
 }
 
 fn try_reset_leaves_direct_blocks_alone<P: Policy>() {
-    let arena = SharedArena::<P>::new();
+    let arena = SharedArena::<P>::default();
     let direct = arena.alloc_slice_copy(&[42u32; 256]);
     {
         let lease = arena.lease();
@@ -228,7 +228,7 @@ fn try_reset_leaves_direct_blocks_alone<P: Policy>() {
 /// The memory map's strips add up to the arena's counters; under the
 /// canary policies the live bytes are exactly the blocks not freed.
 fn memory_map_adds_up<P: Policy>() {
-    let mut arena = SharedArena::<P>::new();
+    let mut arena = SharedArena::<P>::default();
     let (n, m) = (scale(1000), scale(500));
     std::thread::scope(|s| {
         for t in 0..3u64 {

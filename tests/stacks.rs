@@ -268,7 +268,7 @@ fn block_pool_reuses_and_preallocates() {
 
 #[test]
 fn arena_stack_guards_come_off_on_reset_and_scope_end() {
-    let mut arena: Arena<fiberalloc::policy::Safe> = Arena::new();
+    let mut arena: Arena<fiberalloc::policy::Safe> = Arena::with_policy(fiberalloc::policy::Safe);
     let before = fiberalloc::stack::registered_guards();
     for _ in 0..3 {
         run_scoped(arena.alloc_stack(128 << 10).unwrap());

@@ -6,7 +6,7 @@ use fiberalloc::{collections::Vec as AVec, policy::Policy, Arena};
 use std::cell::Cell;
 
 fn push_pop_and_grow<P: Policy>() {
-    let arena = Arena::<P>::new();
+    let arena = Arena::<P>::default();
     let mut v = AVec::new_in(&arena);
     assert!(v.is_empty());
     let n = scale(100_000) as u64;
@@ -28,7 +28,7 @@ fn push_pop_and_grow<P: Policy>() {
 }
 
 fn reserve_exact_grows_in_place<P: Policy>() {
-    let arena = Arena::<P>::new();
+    let arena = Arena::<P>::default();
     let _before = arena.alloc(1u64);
     let mut v = AVec::<u8, P>::new_in(&arena);
     let n = scale(50_000);
@@ -58,7 +58,7 @@ fn drops_each_element_once<P: Policy>() {
         }
     }
     let drops = Cell::new(0);
-    let arena = Arena::<P>::new();
+    let arena = Arena::<P>::default();
     {
         let mut v = AVec::new_in(&arena);
         for _ in 0..100 {
@@ -74,7 +74,7 @@ fn drops_each_element_once<P: Policy>() {
 }
 
 fn zero_sized_elements<P: Policy>() {
-    let arena = Arena::<P>::new();
+    let arena = Arena::<P>::default();
     let mut v = AVec::new_in(&arena);
     for _ in 0..1000 {
         v.push(());
@@ -85,14 +85,14 @@ fn zero_sized_elements<P: Policy>() {
 }
 
 fn errors_are_values<P: Policy>() {
-    let arena = Arena::<P>::new();
+    let arena = Arena::<P>::default();
     let mut v = AVec::<u64, P>::new_in(&arena);
     v.push(1);
     assert!(v.try_reserve(usize::MAX).is_err());
     assert!(v.try_reserve(isize::MAX as usize / 8).is_err());
     assert_eq!(v.as_slice(), &[1], "a failed reserve loses nothing");
     let r = std::panic::catch_unwind(|| {
-        let a = Arena::<P>::new();
+        let a = Arena::<P>::default();
         let mut v = AVec::<u8, P>::new_in(&a);
         v.push(1);
         v.push(2);
@@ -103,7 +103,7 @@ fn errors_are_values<P: Policy>() {
 }
 
 fn into_slice_outlives_the_vec<P: Policy>() {
-    let arena = Arena::<P>::new();
+    let arena = Arena::<P>::default();
     let frozen = {
         let mut v = AVec::new_in(&arena);
         v.extend(0..100u16);

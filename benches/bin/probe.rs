@@ -17,7 +17,7 @@ fn main() {
     let n: usize = args[2].parse().expect("N");
     match (who, row) {
         ("fiberalloc", "typed") => {
-            let a = Arena::<fiberalloc::policy::Fast>::with_capacity(n * 8 + 64);
+            let a = Arena::with_capacity(n * 8 + 64);
             for i in 0..n {
                 black_box(a.alloc(black_box(i as u64)));
             }
@@ -72,7 +72,7 @@ fn main() {
             }
         }
         ("fiberalloc", "exact") => {
-            let a = Arena::<fiberalloc::policy::Fast>::with_capacity(n + 64);
+            let a = Arena::with_capacity(n + 64);
             let mut v = fiberalloc::collections::Vec::<u8>::new_in(&a);
             for i in 0..n {
                 v.reserve_exact(1);
@@ -99,7 +99,7 @@ fn main() {
             black_box(&v);
         }
         ("fiberalloc", "push") => {
-            let a = Arena::<fiberalloc::policy::Fast>::with_capacity(2 * n + 64);
+            let a = Arena::with_capacity(2 * n + 64);
             let mut v = fiberalloc::collections::Vec::<u8>::new_in(&a);
             for i in 0..n {
                 v.push(black_box(i as u8));
@@ -132,7 +132,7 @@ fn main() {
         }
         ("fiberalloc", "runtime") => {
             let layouts = layouts(n);
-            let a = Arena::<fiberalloc::policy::Fast>::with_capacity(n * 208 + 64);
+            let a = Arena::with_capacity(n * 208 + 64);
             for &l in &layouts {
                 black_box(a.alloc_layout(black_box(l)));
             }
@@ -183,7 +183,7 @@ fn layouts(n: usize) -> Vec<core::alloc::Layout> {
 /// The `typed` row under another policy (its header and canary included:
 /// 24 more bytes a block).
 fn typed_under<P: fiberalloc::policy::Policy>(n: usize) {
-    let a = Arena::<P>::with_capacity(n * 32 + 64);
+    let a = Arena::with_capacity_and_policy(n * 32 + 64, P::default());
     for i in 0..n {
         black_box(a.alloc(black_box(i as u64)));
     }
@@ -191,7 +191,7 @@ fn typed_under<P: fiberalloc::policy::Policy>(n: usize) {
 
 /// The `exact` row under another policy: in-place growth moves the canary.
 fn exact_under<P: fiberalloc::policy::Policy>(n: usize) {
-    let a = Arena::<P>::with_capacity(n + 4096);
+    let a = Arena::with_capacity_and_policy(n + 4096, P::default());
     let mut v = fiberalloc::collections::Vec::<u8, P>::new_in(&a);
     for i in 0..n {
         v.reserve_exact(1);

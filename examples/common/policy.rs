@@ -3,7 +3,7 @@
 use fiberalloc::{policy::Policy, Arena};
 
 pub fn exercise<P: Policy>() {
-    let mut arena = Arena::<P>::new();
+    let mut arena = Arena::<P>::default();
     let mut v = allocator_api2::vec::Vec::new_in(&arena);
     for i in 0..1000u64 {
         v.push(i);

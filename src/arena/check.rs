@@ -32,7 +32,7 @@ impl<P: Policy> Arena<P> {
     ///
     /// ```
     /// use fiberalloc::{policy::Safe, Arena};
-    /// let arena = Arena::<Safe>::new();
+    /// let arena = Arena::with_policy(Safe);
     /// let b = arena.alloc_slice_copy(&[0u8; 13]);
     /// assert_eq!(arena.validate(), Ok(()));
     /// // One byte past the block (what a buggy unsafe copy might do):
@@ -113,7 +113,7 @@ impl<P: Policy> Arena<P> {
     ///
     /// ```
     /// use fiberalloc::{policy::Debug, Arena};
-    /// let arena = Arena::<Debug>::new();
+    /// let arena = Arena::with_policy(Debug);
     /// let mut kept = allocator_api2::vec::Vec::new_in(&arena);
     /// kept.extend([1u64, 2, 3]);
     /// kept.shrink_to_fit();

@@ -110,7 +110,7 @@ mod resize;
 ///
 /// ```compile_fail,E0277
 /// fn shared<T: Sync>(_: &T) {}
-/// shared(&fiberalloc::Arena::<fiberalloc::policy::Fast>::new());
+/// shared(&fiberalloc::Arena::new());
 /// ```
 pub struct Arena<P: Policy = Fast> {
     /// Next free byte of the current chunk.
@@ -141,7 +141,7 @@ unsafe impl<P: Policy> Send for Arena<P> {}
 
 impl<P: Policy> Default for Arena<P> {
     fn default() -> Self {
-        Self::new()
+        Self::with_policy(P::default())
     }
 }
 
@@ -182,9 +182,43 @@ struct StackGuard {
     kind: GuardKind,
 }
 
-impl<P: Policy> Arena<P> {
-    /// An arena that maps nothing until its first allocation.
+impl Arena {
+    /// An arena under the default policy ([`Fast`]) that maps nothing until
+    /// its first allocation. `let arena = Arena::new();` needs no type
+    /// annotation; for another policy, write `Arena::with_policy(Safe)`
+    /// (or `Arena::<Safe>::default()`).
     pub const fn new() -> Self {
+        Self::with_policy(Fast)
+    }
+
+    /// An arena under [`Fast`] whose first chunk holds at least `bytes`
+    /// bytes of data. Panics (through `handle_alloc_error`) if it cannot be
+    /// mapped.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self::with_capacity_and_policy(bytes, Fast)
+    }
+
+    /// An arena under [`Fast`] whose first chunk holds at least `bytes`
+    /// bytes of data, or `Err(AllocError)` if that cannot be mapped or
+    /// represented.
+    pub fn try_with_capacity(bytes: usize) -> Result<Self, AllocError> {
+        Self::try_with_capacity_and_policy(bytes, Fast)
+    }
+
+    /// [`new`](Self::new) as bumpalo spells its fallible constructor: an
+    /// arena that maps nothing cannot fail, so this is always `Ok`.
+    pub const fn try_new() -> Result<Self, AllocError> {
+        Ok(Self::new())
+    }
+}
+
+impl<P: Policy> Arena<P> {
+    /// An arena under policy `P` that maps nothing until its first
+    /// allocation: `Arena::with_policy(Safe)`. (The default policy's
+    /// constructors are [`Arena::new`] and friends, which infer the type,
+    /// as `HashMap::new` does for its default hasher.)
+    pub const fn with_policy(_policy: P) -> Self {
+        // Policies are `Copy` unit structs: the value only names the type.
         // A `const fn` cannot call `chunk::empty_cursor`; the cursor and the
         // limit are set from the sentinel here by the same arithmetic.
         Arena {
@@ -205,10 +239,11 @@ impl<P: Policy> Arena<P> {
         }
     }
 
-    /// An arena whose first chunk holds at least `bytes` bytes of data.
-    /// Panics (through `handle_alloc_error`) if it cannot be mapped.
-    pub fn with_capacity(bytes: usize) -> Self {
-        match Self::try_with_capacity(bytes) {
+    /// An arena under policy `P` whose first chunk holds at least `bytes`
+    /// bytes of data. Panics (through `handle_alloc_error`) if it cannot be
+    /// mapped.
+    pub fn with_capacity_and_policy(bytes: usize, policy: P) -> Self {
+        match Self::try_with_capacity_and_policy(bytes, policy) {
             Ok(a) => a,
             Err(AllocError) => {
                 crate::init::oom(Layout::from_size_align(bytes, 1).unwrap_or(Layout::new::<u8>()))
@@ -216,10 +251,11 @@ impl<P: Policy> Arena<P> {
         }
     }
 
-    /// An arena whose first chunk holds at least `bytes` bytes of data, or
-    /// `Err(AllocError)` if that cannot be mapped or represented.
-    pub fn try_with_capacity(bytes: usize) -> Result<Self, AllocError> {
-        let arena = Self::new();
+    /// An arena under policy `P` whose first chunk holds at least `bytes`
+    /// bytes of data, or `Err(AllocError)` if that cannot be mapped or
+    /// represented.
+    pub fn try_with_capacity_and_policy(bytes: usize, policy: P) -> Result<Self, AllocError> {
+        let arena = Self::with_policy(policy);
         if bytes > 0 {
             let span = if P::CANARIES {
                 bytes.checked_add(debug::worst_span(0, P::MIN_ALIGN)).ok_or(AllocError)?

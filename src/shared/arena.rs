@@ -95,14 +95,38 @@ mod sentinel {
 
 impl<P: Policy> Default for SharedArena<P> {
     fn default() -> Self {
-        Self::new()
+        Self::with_policy(P::default())
+    }
+}
+
+impl SharedArena {
+    /// A shared arena under the default policy ([`Fast`]) that maps nothing
+    /// until its first allocation; `SharedArena::new()` needs no type
+    /// annotation. For another policy: `SharedArena::with_policy(Safe)`.
+    #[cfg(not(fiberalloc_loom))]
+    pub const fn new() -> Self {
+        Self::with_policy(Fast)
+    }
+
+    /// A shared arena under the default policy (loom build: not `const`).
+    #[cfg(fiberalloc_loom)]
+    pub fn new() -> Self {
+        Self::with_policy(Fast)
+    }
+
+    /// A shared arena under [`Fast`] whose first direct chunk holds at
+    /// least `bytes` bytes. Panics (through `handle_alloc_error`) if it
+    /// cannot be mapped.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self::with_capacity_and_policy(bytes, Fast)
     }
 }
 
 impl<P: Policy> SharedArena<P> {
-    /// An arena that maps nothing until its first allocation.
+    /// A shared arena under policy `P` that maps nothing until its first
+    /// allocation.
     #[cfg(not(fiberalloc_loom))]
-    pub const fn new() -> Self {
+    pub const fn with_policy(_policy: P) -> Self {
         let empty = &sentinel::EMPTY.0 as *const SharedChunk as *mut SharedChunk;
         SharedArena {
             direct: Lane { current: AtomicPtr::new(empty) },
@@ -118,10 +142,9 @@ impl<P: Policy> SharedArena<P> {
         }
     }
 
-    /// An arena that maps nothing until its first allocation (loom build:
-    /// not `const`).
+    /// A shared arena under policy `P` (loom build: not `const`).
     #[cfg(fiberalloc_loom)]
-    pub fn new() -> Self {
+    pub fn with_policy(_policy: P) -> Self {
         // One sentinel per lane: each lane's drop frees its own.
         let empty = || {
             Box::into_raw(Box::new(SharedChunk {
@@ -146,10 +169,11 @@ impl<P: Policy> SharedArena<P> {
         }
     }
 
-    /// An arena whose first direct chunk holds at least `bytes` bytes.
-    /// Panics (through `handle_alloc_error`) if it cannot be mapped.
-    pub fn with_capacity(bytes: usize) -> Self {
-        let arena = Self::new();
+    /// A shared arena under policy `P` whose first direct chunk holds at
+    /// least `bytes` bytes. Panics (through `handle_alloc_error`) if it
+    /// cannot be mapped.
+    pub fn with_capacity_and_policy(bytes: usize, policy: P) -> Self {
+        let arena = Self::with_policy(policy);
         if bytes > 0 {
             let layout = Layout::from_size_align(bytes, 1).unwrap_or(Layout::new::<u8>());
             let mut r = arena.lock();

@@ -96,7 +96,7 @@ impl<P: Policy> SharedArena<P> {
     ///
     /// ```
     /// use fiberalloc::{policy::Debug, report, SharedArena};
-    /// let mut arena = SharedArena::<Debug>::new();
+    /// let mut arena = SharedArena::with_policy(Debug);
     /// std::thread::scope(|s| {
     ///     for t in 0..2u64 {
     ///         let arena = &arena;
