@@ -1,7 +1,8 @@
 //! The `Allocator` impls: allocator-api2's always, `core::alloc`'s under the
 //! `nightly` feature, both from one body (`arena_allocator!`).
 //!
-//! They are implemented for `&Arena`, not `Arena`: a collection holds a
+//! They are implemented for `&Arena`, `&SharedArena` and `&Lease`, not
+//! the types themselves: a collection holds a
 //! shared borrow of the arena, so `reset(&mut self)` cannot run while any
 //! collection lives. An impl for `Arena` itself would let a collection own a
 //! clone-free handle and outlive a reset through `&mut` access, which would
@@ -9,22 +10,23 @@
 
 use crate::arena::Arena;
 use crate::policy::Policy;
-use crate::shared::SharedArena;
+use crate::shared::{Lease, SharedArena};
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
-/// Implements an `Allocator` trait for `&$arena<P>` (`Arena` or
-/// `SharedArena`, which have the same `try_alloc_layout`, `dealloc_raw` and
-/// `realloc_raw`); `$trait` and `$error` name the trait and its error type.
+/// Implements an `Allocator` trait for `&$arena` (`Arena`, `SharedArena`
+/// or `Lease`, which have the same `alloc_tracked`, `dealloc_raw` and
+/// `realloc_raw`), its generic parameters in brackets; `$trait` and
+/// `$error` name the trait and its error type.
 macro_rules! arena_allocator {
-    ($arena:ident, $trait:path, $error:path) => {
+    ([$($gen:tt)*] $arena:ty, $trait:path, $error:path) => {
         // SAFETY: blocks come from `try_alloc_layout`, are disjoint, sized
         // and aligned for their layout, and stay valid while the `&Arena`
         // borrow lives (freeing them all needs `&mut Arena`). `deallocate`,
         // `grow` and `shrink` only move the cursor for the block that ends
         // at it, and otherwise copy into a fresh block. Copies of the
         // reference are the same allocator, as the trait requires.
-        unsafe impl<P: Policy> $trait for &$arena<P> {
+        unsafe impl<$($gen)*> $trait for &$arena {
             #[inline(always)]
             fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, $error> {
                 match (**self).alloc_tracked(layout) {
@@ -90,10 +92,13 @@ macro_rules! arena_allocator {
     };
 }
 
-arena_allocator!(Arena, allocator_api2::alloc::Allocator, allocator_api2::alloc::AllocError);
-arena_allocator!(SharedArena, allocator_api2::alloc::Allocator, allocator_api2::alloc::AllocError);
+arena_allocator!([P: Policy] Arena<P>, allocator_api2::alloc::Allocator, allocator_api2::alloc::AllocError);
+arena_allocator!([P: Policy] SharedArena<P>, allocator_api2::alloc::Allocator, allocator_api2::alloc::AllocError);
+arena_allocator!(['l, P: Policy] Lease<'l, P>, allocator_api2::alloc::Allocator, allocator_api2::alloc::AllocError);
 
 #[cfg(feature = "nightly")]
-arena_allocator!(Arena, core::alloc::Allocator, core::alloc::AllocError);
+arena_allocator!([P: Policy] Arena<P>, core::alloc::Allocator, core::alloc::AllocError);
 #[cfg(feature = "nightly")]
-arena_allocator!(SharedArena, core::alloc::Allocator, core::alloc::AllocError);
+arena_allocator!([P: Policy] SharedArena<P>, core::alloc::Allocator, core::alloc::AllocError);
+#[cfg(feature = "nightly")]
+arena_allocator!(['l, P: Policy] Lease<'l, P>, core::alloc::Allocator, core::alloc::AllocError);

@@ -58,3 +58,31 @@ pub(crate) unsafe fn copy_slice<'a, T: Copy>(
 pub(crate) fn oom(layout: Layout) -> ! {
     std::alloc::handle_alloc_error(layout)
 }
+
+/// The error of a call that allocates and then builds a value that may fail
+/// to build (`try_alloc_try_with`, `try_alloc_slice_try_fill_with`):
+/// bumpalo's type of the same name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllocOrInitError<E> {
+    /// The arena had no memory for the value.
+    Alloc(AllocError),
+    /// The value's constructor failed with this error.
+    Init(E),
+}
+
+impl<E> From<AllocError> for AllocOrInitError<E> {
+    fn from(e: AllocError) -> Self {
+        AllocOrInitError::Alloc(e)
+    }
+}
+
+impl<E: core::fmt::Display> core::fmt::Display for AllocOrInitError<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            AllocOrInitError::Alloc(_) => f.write_str("memory allocation failed"),
+            AllocOrInitError::Init(e) => write!(f, "initialization failed: {e}"),
+        }
+    }
+}
+
+impl<E: core::fmt::Debug + core::fmt::Display> std::error::Error for AllocOrInitError<E> {}

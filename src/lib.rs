@@ -67,6 +67,7 @@ pub mod stack;
 mod stats;
 mod sync;
 mod sys;
+mod typed;
 mod walk;
 
 /// Internals the loom models check directly (built only under
@@ -90,13 +91,20 @@ pub mod __internals;
 pub use global::cabi as __capi;
 
 pub use allocator_api2::alloc::AllocError;
-pub use arena::Arena;
+pub use arena::{Arena, ChunkIter, ChunkRawIter, RawCheckpoint};
 #[cfg(not(fiberalloc_loom))]
 pub use global::{GlobalArena, GlobalStats};
+pub use init::AllocOrInitError;
 pub use local::scoped;
 pub use shared::{Lease, SharedArena, LEASE_BLOCK};
 pub use stack::ArenaStack;
 pub use stats::Stats;
+
+/// bumpalo's `boxed` module: [`Box`](boxed::Box), an owned value in an
+/// arena (the same type as [`collections::Box`]).
+pub mod boxed {
+    pub use crate::collections::Box;
+}
 
 /// The README's Rust examples, compiled and run as doctests so that it
 /// stays true.

@@ -74,7 +74,11 @@ use core::cell::Cell;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
+pub use compat::{ChunkIter, ChunkRawIter, RawCheckpoint};
+
 mod check;
+mod compat;
+mod drops;
 mod refill;
 mod reset;
 mod resize;
@@ -131,6 +135,9 @@ pub struct Arena<P: Policy = Fast> {
     /// The newest guard page installed by [`Arena::alloc_stack`] (a list
     /// through the arena's own memory; null when there is none).
     stack_guards: Cell<*mut StackGuard>,
+    /// The newest value recorded by [`Arena::alloc_dropped`] (a list
+    /// through the arena's own memory; null when there is none).
+    drops: Cell<*mut drops::DropEntry>,
     _policy: PhantomData<P>,
 }
 
@@ -154,6 +161,7 @@ struct Mark {
     padding: usize,
     retired_used: usize,
     stack_guards: *mut StackGuard,
+    drops: *mut drops::DropEntry,
 }
 
 /// Which operation gives memory up (named in corruption reports).
@@ -235,6 +243,7 @@ impl<P: Policy> Arena<P> {
             chunks: Cell::new(0),
             byte_limit: Cell::new(usize::MAX),
             stack_guards: Cell::new(core::ptr::null_mut()),
+            drops: Cell::new(core::ptr::null_mut()),
             _policy: PhantomData,
         }
     }

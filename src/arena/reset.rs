@@ -21,6 +21,7 @@ impl<P: Policy> Arena<P> {
             padding: self.padding.get(),
             retired_used: self.retired_used.get(),
             stack_guards: self.stack_guards.get(),
+            drops: self.drops.get(),
         }
     }
 
@@ -31,6 +32,10 @@ impl<P: Policy> Arena<P> {
     /// `m` was taken from this arena, marks are rewound in LIFO order, and
     /// no block handed out since `m` is used again.
     pub(super) unsafe fn rewind(&self, m: Mark) {
+        // SAFETY: the values recorded since `m` were made since it, so by
+        // the caller's promise nothing uses them again; `m.drops` is on
+        // the list (marks are rewound in LIFO order).
+        unsafe { self.run_drops(m.drops) };
         self.unguard_stacks(m.stack_guards);
         self.note_peak();
         let mut c = self.current.get();
@@ -213,6 +218,9 @@ impl<P: Policy> Arena<P> {
         if P::LOG_EVENTS {
             debug::log(Event::Reset { arena: self.id() });
         }
+        // SAFETY: by the caller's promise no block (so no recorded value)
+        // is used again.
+        unsafe { self.run_drops(core::ptr::null_mut()) };
         self.unguard_stacks(core::ptr::null_mut());
         self.note_peak();
         let current = self.current.get();
@@ -284,6 +292,8 @@ impl<P: Policy> Arena<P> {
 impl<P: Policy> Drop for Arena<P> {
     #[inline]
     fn drop(&mut self) {
+        // SAFETY: the arena is going away: nothing borrows its blocks.
+        unsafe { self.run_drops(core::ptr::null_mut()) };
         self.unguard_stacks(core::ptr::null_mut());
         // Every chunk goes back to the cache; nothing is kept.
         let current = self.current.get();

@@ -155,6 +155,83 @@ impl<P: Policy> Lease<'_, P> {
 }
 
 impl<P: Policy> Lease<'_, P> {
+    /// A block for the `Allocator` impl (leases track no leaks: as
+    /// [`try_alloc_layout`](Self::try_alloc_layout)).
+    #[inline(always)]
+    pub(crate) fn alloc_tracked(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        self.try_alloc_layout(layout)
+    }
+
+    /// Gives a block back: when it is the last block of the lease's
+    /// current block (and no canaries are on), the cursor moves back over
+    /// it; any other block stays until `try_reset`.
+    ///
+    /// # Safety
+    /// `ptr` was handed out by this lease for `layout` (or a layout it was
+    /// since resized to) and is not used again.
+    #[inline]
+    pub(crate) unsafe fn dealloc_raw(&self, ptr: NonNull<u8>, layout: Layout) {
+        if P::CANARIES || layout.size() == 0 {
+            return;
+        }
+        let cursor = self.cursor.get();
+        let addr = ptr.addr().get();
+        if self.in_current_block(addr)
+            && addr + align::round_up(layout.size(), P::MIN_ALIGN) == cursor.addr().get()
+        {
+            // The cursor's provenance (the lease's claimed block) at the
+            // block's address, which is inside that block.
+            self.cursor.set(cursor.with_addr(ptr.addr()));
+        }
+    }
+
+    /// Whether `addr` lies in the lease's current claimed block (a block of
+    /// its own, for a large request, never does: only blocks bumped in the
+    /// claimed block may move its cursor).
+    #[inline(always)]
+    fn in_current_block(&self, addr: usize) -> bool {
+        addr >= self.limit.get().wrapping_sub(LEASE_BLOCK)
+    }
+
+    /// Grows or shrinks a block: in place when it is the lease's last block
+    /// and its block has room (or when it shrinks), else by copy.
+    ///
+    /// # Safety
+    /// `ptr` was handed out by this lease for `old` (or resized to it) and
+    /// is not used through its old address after a move.
+    #[inline]
+    pub(crate) unsafe fn realloc_raw(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let addr = ptr.addr().get();
+        if old.size() != 0 && align::is_aligned(addr, new.align()) {
+            let cursor = self.cursor.get();
+            let old_end = addr + align::round_up(old.size(), P::MIN_ALIGN);
+            let new_end = addr + align::round_up(new.size(), P::MIN_ALIGN);
+            let last = self.in_current_block(addr) && old_end == cursor.addr().get();
+            if !P::CANARIES && last && new_end <= self.limit.get() && new.size() != 0 {
+                // SAFETY: `new_end` is above the block's start (not 0) and
+                // at most the lease block's limit.
+                let end = unsafe { core::num::NonZeroUsize::new_unchecked(new_end) };
+                self.cursor.set(cursor.with_addr(end));
+                return Ok(ptr);
+            }
+            if new.size() <= old.size() {
+                return Ok(ptr);
+            }
+        }
+        let fresh = self.try_alloc_layout(new)?;
+        // SAFETY: `fresh` is a new block, disjoint from the old one, and
+        // both hold at least min(old, new) bytes.
+        unsafe { core::ptr::copy_nonoverlapping(ptr.as_ptr(), fresh.as_ptr(), old.size().min(new.size())) };
+        Ok(fresh)
+    }
+}
+
+impl<P: Policy> Lease<'_, P> {
     /// Under canaries, marks where this lease's blocks end in its current
     /// block (if it has room left), so a walk of the block stops there.
     #[inline]
