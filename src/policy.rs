@@ -35,11 +35,11 @@ pub trait Policy: sealed::Sealed + Copy + Default + Send + Sync + 'static {
     const MIN_ALIGN: usize;
     /// A guard page below and above every chunk.
     const GUARD_PAGES: bool;
-    /// Keep exact statistics on the fast path: count allocations and the
-    /// padding of every block. Each is a memory update per allocation (for
-    /// a runtime layout, a third of its cost), so `Fast` leaves it off: its
-    /// `allocation_count` stays 0 and its `allocated_bytes` includes the
-    /// rounding and alignment padding of fast-path blocks.
+    /// Keep exact byte statistics on the fast path: add the rounding and
+    /// alignment padding of every block. A memory update per allocation
+    /// (for a runtime layout, a third of its cost), so `Fast` leaves it off:
+    /// its `allocated_bytes` includes the rounding and alignment padding of
+    /// fast-path blocks. (Allocations are counted under every policy.)
     const EXACT_STATS: bool;
     /// Size of an arena's first chunk, header included (bytes).
     const MIN_CHUNK_SIZE: usize;

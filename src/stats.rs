@@ -13,8 +13,9 @@ pub struct Stats {
     /// The highest `allocated_bytes` seen since the arena was made.
     pub peak_bytes: usize,
     /// Allocations made since the last reset (a scope exit does not
-    /// rewind it). Counted only under policies with `EXACT_STATS`
-    /// (`Safe`, `Debug`); always 0 under `Fast`.
+    /// rewind it), under every policy. `Arena` counts every block handed
+    /// out (growth in place is not a new allocation; a move is);
+    /// `SharedArena` counts what its policy counts (see its docs).
     pub allocation_count: u64,
     /// Bytes the cursor passed over that hold no live block: alignment
     /// padding and rounding to the policy's `MIN_ALIGN` (under `Safe` and

@@ -357,9 +357,7 @@ impl<P: Policy> Arena<P> {
 
     #[inline(always)]
     pub(super) fn count_one(&self) {
-        if P::EXACT_STATS {
-            self.count.set(self.count.get() + 1);
-        }
+        self.count.set(self.count.get() + 1);
     }
 
     /// Records the rounding and alignment padding of a new block (only
