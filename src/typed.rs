@@ -9,12 +9,13 @@
 //!
 //! # Building in place
 //!
-//! `alloc_with(f)` allocates first and then writes `f()` into the block.
-//! The write and the call are in one `#[inline(always)]` function, so that
-//! an optimised build constructs the value straight into the arena (the
-//! closure's return slot is the block): a 40 MB value never passes through
-//! the stack. A debug build has no such promise (it keeps a temporary), as
-//! with bumpalo's `alloc_with`.
+//! `alloc_with(f)` allocates first and then writes `f()` into the block. A
+//! value under 16 KiB is written directly (`#[inline(always)]`, so an
+//! optimised build usually constructs it in the block). A larger one is
+//! built on a side stack (see `side` below): the optimiser cannot be made
+//! to build a call's result in an arena block, and a 40 MB value would
+//! otherwise pass through the caller's stack (it overflows bumpalo's
+//! `alloc_with` on a 1 MiB stack, release build or not).
 //!
 //! # Panics and errors
 //!
@@ -100,17 +101,120 @@ impl<P: Policy> Bumper for Lease<'_, P> {
     }
 }
 
-/// Writes `f()` into `p` and hands it out. `inline(always)`, so that the
-/// closure's result is built in the block itself (see the module docs).
+/// Writes `f()` into `p` and hands it out: on a side stack for a value of
+/// [`SIDE_STACK_MIN`] bytes or more (see the module docs), else directly
+/// (`inline(always)`, so the optimiser may build it in the block).
 ///
 /// # Safety
 /// `p` is a fresh block for `T`, valid for `'a` and used by nothing else.
 #[inline(always)]
 unsafe fn write_with<'a, T: 'a>(p: NonNull<T>, f: impl FnOnce() -> T) -> &'a mut T {
+    #[cfg(not(miri))]
+    if core::mem::size_of::<T>() >= SIDE_STACK_MIN {
+        // SAFETY: forwarded from the caller.
+        return unsafe { side::write_on_side_stack(p, f) };
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { write_direct(p, f) }
+}
+
+/// The direct write of [`write_with`]. Inlined in optimised builds; a frame
+/// of its own in debug builds, which keep a temporary of `T`'s size for
+/// `f()` and would otherwise size every caller's frame for it, even when
+/// the side stack is the path taken.
+///
+/// # Safety
+/// As for [`write_with`].
+#[cfg_attr(debug_assertions, inline(never))]
+#[cfg_attr(not(debug_assertions), inline(always))]
+unsafe fn write_direct<'a, T: 'a>(p: NonNull<T>, f: impl FnOnce() -> T) -> &'a mut T {
     // SAFETY: by the caller's promise.
     unsafe {
         p.as_ptr().write(f());
         &mut *p.as_ptr()
+    }
+}
+
+/// Values at least this large are built on a side stack by `alloc_with`:
+/// a fiber's stack may be 64 KiB, and a temporary of this size in its frame
+/// already takes a quarter of it.
+pub(crate) const SIDE_STACK_MIN: usize = 16 << 10;
+
+/// Building a large value on a stack of its own.
+///
+/// The closure's result is a temporary of `T`'s size in the frame that
+/// calls it, and no stable means makes the optimiser put it in the block
+/// instead: LLVM builds a call's result in the final place only when that
+/// place is provably writable and dead if the call unwinds, which an arena
+/// pointer never is (measured: a 40 MB value overflows a 1 MiB stack with
+/// bumpalo's `alloc_with` and with every in-place variant tried). So the
+/// call and the copy run on a guarded side stack of at least twice `T`'s
+/// size (four times in debug builds) (`corosensei::on_stack`, which carries a panic back across), kept
+/// per thread for the next large value; the caller's stack holds nothing
+/// of `T`. A nested large `alloc_with` (inside `f`) gets a stack of its own.
+#[cfg(not(miri))]
+mod side {
+    use crate::stack::FiberStack;
+    use core::cell::Cell;
+    use core::ptr::NonNull;
+
+    std::thread_local! {
+        /// The side stack kept for this thread's next large value (taken
+        /// while in use, so a nested call makes another).
+        static SPARE: Cell<Option<FiberStack>> = const { Cell::new(None) };
+    }
+
+    /// Writes `f()` into `p`, running `f` on a side stack.
+    ///
+    /// # Safety
+    /// As for `write_with`.
+    #[inline(never)]
+    pub(super) unsafe fn write_on_side_stack<'a, T: 'a>(p: NonNull<T>, f: impl FnOnce() -> T) -> &'a mut T {
+        // An optimised build keeps at most one temporary of `T` there; a
+        // debug build one per function on the way (`f`'s own, its result,
+        // the write's). Untouched pages of the mapping cost nothing.
+        let copies = if cfg!(debug_assertions) { 4 } else { 2 };
+        let need = core::mem::size_of::<T>().saturating_mul(copies).saturating_add(256 << 10);
+        let kept = SPARE.try_with(|s| s.take()).ok().flatten();
+        let stack = match kept {
+            Some(s) if s.usable_size() >= need => Some(s),
+            _ => FiberStack::new(need).ok(),
+        };
+        let Some(mut stack) = stack else {
+            // No stack could be mapped: build it here, as the optimiser
+            // manages (what `alloc_with` does without a side stack).
+            // SAFETY: by the caller's promise.
+            return unsafe { write_fallback(p, f) };
+        };
+        let dst = p.as_ptr();
+        // SAFETY: `dst` is a fresh block for `T` (the caller's promise); the
+        // closure writes it once, on the side stack. A panic in `f` leaves
+        // it unwritten and is carried back by `on_stack`.
+        corosensei::on_stack(&mut stack, move || unsafe { dst.write(f()) });
+        // Keep the larger of this stack and one a nested call left.
+        let _ = SPARE.try_with(|s| match s.take() {
+            Some(other) if other.usable_size() > stack.usable_size() => s.set(Some(other)),
+            _ => s.set(Some(stack)),
+        });
+        // SAFETY: written above; valid for `'a` by the caller's promise.
+        unsafe { &mut *dst }
+    }
+
+    /// The direct write when no side stack could be mapped, in a frame of
+    /// its own: its temporary of `T`'s size must not sit in
+    /// `write_on_side_stack`'s frame (a frame is sized, and probed, for
+    /// all its paths at entry).
+    ///
+    /// # Safety
+    /// As for `write_with`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn write_fallback<'a, T: 'a>(p: NonNull<T>, f: impl FnOnce() -> T) -> &'a mut T {
+        // SAFETY: by the caller's promise.
+        unsafe {
+            p.as_ptr().write(f());
+            &mut *p.as_ptr()
+        }
     }
 }
 
@@ -134,9 +238,9 @@ fn try_alloc_try_with<'a, B: Bumper + ?Sized, T, E>(
     let p = b.bump(layout).map_err(AllocOrInitError::Alloc)?.cast::<Result<T, E>>();
     // SAFETY: a fresh block for `Result<T, E>`, as in `try_alloc_with`;
     // the short-lived reference only finds the payload.
-    let value: Option<*mut T> = match unsafe { write_with(p, f) } {
-        Ok(value) => Some(value),
-        Err(_) => None,
+    let (value, error): (Option<*mut T>, Option<*const E>) = match unsafe { write_with(p, f) } {
+        Ok(value) => (Some(value), None),
+        Err(e) => (None, Some(e)),
     };
     if let Some(value) = value {
         // The value lives inside the `Result` in the arena (the
@@ -145,13 +249,14 @@ fn try_alloc_try_with<'a, B: Bumper + ?Sized, T, E>(
         // once.
         return Ok(unsafe { &mut *value });
     }
-    // SAFETY: the block holds an initialised `Err`, read out once and not
-    // touched again; then the block goes back unused.
-    let result = unsafe { p.as_ptr().read() };
+    // Only the error is read out (not the whole `Result`, which may be
+    // large); the block then goes back unused.
+    // SAFETY: `write_with` returned `Err`, so `error` is set and points at
+    // the initialised error, read once and not touched again.
+    let e = unsafe { error.unwrap_unchecked().read() };
     // SAFETY: `p` came from `bump` for `layout`; its contents were moved out.
     unsafe { b.give_back(p.cast(), layout) };
-    // SAFETY: the `Ok` case returned above.
-    Err(AllocOrInitError::Init(unsafe { result.unwrap_err_unchecked() }))
+    Err(AllocOrInitError::Init(e))
 }
 
 /// A block for `len` values of `T`.

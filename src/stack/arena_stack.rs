@@ -71,7 +71,6 @@ impl<P: Policy> core::fmt::Debug for ArenaStack<'_, P> {
     }
 }
 
-#[cfg(feature = "corosensei")]
 // SAFETY: as for `FiberStack`: page-aligned bounds, a guard page below at
 // least MIN_STACK_SIZE bytes, memory mapped and ours while the value lives.
 unsafe impl<P: Policy> corosensei::stack::Stack for ArenaStack<'_, P> {

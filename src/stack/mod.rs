@@ -7,11 +7,10 @@
 //! `MADV_GUARD_INSTALL` marker where the kernel has them (Linux 6.13+: no
 //! extra VMA per stack), and a no-access page otherwise.
 //!
-//! With the `corosensei` feature, [`FiberStack`], [`PooledStack`] and
+//! [`FiberStack`], [`PooledStack`] and
 //! [`ArenaStack`] implement `corosensei::stack::Stack`:
 //!
 //! ```
-//! # #[cfg(feature = "corosensei")] {
 //! use corosensei::{Coroutine, CoroutineResult};
 //! use fiberalloc::stack::StackPool;
 //!
@@ -23,7 +22,6 @@
 //! assert!(matches!(co.resume(20), CoroutineResult::Yield(40)));
 //! assert!(matches!(co.resume(41), CoroutineResult::Return(42)));
 //! // Dropping the coroutine drops the stack, which goes back to the pool.
-//! # }
 //! ```
 
 mod arena_stack;
@@ -198,7 +196,6 @@ impl core::fmt::Debug for FiberStack {
 // `Stack` value lives (a `FiberStack` owns or borrows it for its whole
 // life; a `PooledStack` gives it back only when dropped).
 // SAFETY: as argued just above.
-#[cfg(feature = "corosensei")]
 unsafe impl corosensei::stack::Stack for FiberStack {
     #[inline]
     fn base(&self) -> corosensei::stack::StackPointer {

@@ -761,7 +761,6 @@ impl core::fmt::Debug for PooledStack {
 
 // SAFETY: as for `FiberStack`; the memory stays the pool's and unused by
 // anyone else until this value is dropped, which is when it goes back.
-#[cfg(feature = "corosensei")]
 unsafe impl corosensei::stack::Stack for PooledStack {
     #[inline]
     fn base(&self) -> corosensei::stack::StackPointer {
