@@ -15,8 +15,10 @@
 //!   a destructor cannot read another arena value that was dropped (or
 //!   reused) before it, whatever the order;
 //! - the entry is taken off the list before the destructor runs, so a
-//!   destructor that panics leaks the values after it instead of dropping
-//!   any twice, and the arena stays consistent;
+//!   destructor that panics is never run again; the panic leaves `reset`
+//!   (or the scope's end) before any memory is given up, so the values not
+//!   yet dropped stay valid and recorded, and the next reset or drop runs
+//!   their destructors (once each);
 //! - `mem::forget` of the arena skips the destructors, which leaking
 //!   allows (nothing here is pinned).
 
