@@ -124,9 +124,8 @@ fn iterators_of_unknown_length<P: Policy>() {
     // The iterator allocates in the same arena as it goes: every value
     // still lands, and the side allocations stay intact.
     let mut side = Vec::new();
-    let mixed = arena.alloc_iter((0..3000u64).map(|i| {
+    let mixed = arena.alloc_iter((0..3000u64).inspect(|&i| {
         side.push(arena.alloc(i * 3) as *const u64);
-        i
     }));
     assert!(mixed.iter().enumerate().all(|(i, &x)| x == i as u64));
     for (i, p) in side.iter().enumerate() {
@@ -135,9 +134,8 @@ fn iterators_of_unknown_length<P: Policy>() {
     }
     let shared = SharedArena::<P>::default();
     let lease = shared.lease();
-    let a = shared.alloc_iter((0..100u16).map(|i| {
+    let a = shared.alloc_iter((0..100u16).inspect(|&i| {
         shared.alloc(i);
-        i
     }));
     let b = lease.alloc_iter((0..100u16).map(|i| {
         lease.alloc(i);

@@ -361,6 +361,7 @@ fn box_drops_its_value_and_leak_keeps_it() {
 }
 
 #[test]
+#[allow(clippy::mutable_key_type)] // the arena inside is not part of the hash
 fn vec_traits() {
     use std::collections::HashSet;
     let arena = Arena::new();
