@@ -353,4 +353,249 @@ fn main() {
             ],
         );
     }
+
+    bumpalo_api_rows();
+}
+
+/// The bumpalo-API rows (issue 17): each method against bumpalo's and
+/// bump-scope's equivalent, and allocator-api2's `Vec` over each arena.
+fn bumpalo_api_rows() {
+    use bump_scope::{bump_format, BumpString};
+
+    /// A contender timing `$n` operations of `$body` on arena `$a`, reset
+    /// after each batch.
+    macro_rules! batch {
+        ($name:expr, $a:ident, $n:expr, $body:expr) => {
+            (
+                $name,
+                Box::new(|| {
+                    let t = Instant::now();
+                    for i in 0..$n {
+                        let i = black_box(i);
+                        black_box($body(&$a, i));
+                    }
+                    $a.reset();
+                    per_op(t, $n)
+                }) as Box<dyn FnMut() -> f64 + '_>,
+            )
+        };
+    }
+
+    let mut a: Arena = Arena::new();
+    let mut b = bumpalo::Bump::new();
+    let mut c: bump_scope::Bump = bump_scope::Bump::new();
+
+    // A 256-byte value built in place.
+    run(
+        "alloc_with_256b",
+        vec![
+            batch!("fiberalloc", a, BATCH, |a: &Arena, i: usize| a.alloc_with(|| [i as u64; 32]) as *mut _),
+            batch!("bumpalo", b, BATCH, |b: &bumpalo::Bump, i: usize| b.alloc_with(|| [i as u64; 32])
+                as *mut _),
+            batch!("bump-scope", c, BATCH, |c: &bump_scope::Bump, i: usize| c
+                .alloc_with(|| [i as u64; 32])
+                .into_mut()
+                as *mut _),
+        ],
+    );
+
+    // A slice of 64 `u32` filled from a closure: ns per slice.
+    run(
+        "slice_fill_with_64",
+        vec![
+            batch!("fiberalloc", a, BATCH / 10, |a: &Arena, i: usize| a
+                .alloc_slice_fill_with(64, |k| (i + k) as u32)
+                .as_mut_ptr()),
+            batch!("bumpalo", b, BATCH / 10, |b: &bumpalo::Bump, i: usize| b
+                .alloc_slice_fill_with(64, |k| (i + k) as u32)
+                .as_mut_ptr()),
+            batch!("bump-scope", c, BATCH / 10, |c: &bump_scope::Bump, i: usize| {
+                let mut k = 0;
+                c.alloc_slice_fill_with(64, || {
+                    k += 1;
+                    (i + k) as u32
+                })
+                .into_mut()
+                .as_mut_ptr()
+            }),
+        ],
+    );
+
+    // An iterator of unknown length (a filter over 64): ns per slice.
+    // bumpalo has no such method: its users collect into its `Vec`.
+    run(
+        "alloc_iter_filter_64",
+        vec![
+            batch!("fiberalloc", a, BATCH / 10, |a: &Arena, i: usize| a
+                .alloc_iter((0..64u32).filter(|k| (k ^ i as u32) & 1 == 0))
+                .as_mut_ptr()),
+            batch!("bumpalo", b, BATCH / 10, |b: &bumpalo::Bump, i: usize| {
+                let mut v = bumpalo::collections::Vec::new_in(b);
+                v.extend((0..64u32).filter(|k| (k ^ i as u32) & 1 == 0));
+                v.into_bump_slice_mut().as_mut_ptr()
+            }),
+            batch!("bump-scope", c, BATCH / 10, |c: &bump_scope::Bump, i: usize| c
+                .alloc_iter((0..64u32).filter(|k| (k ^ i as u32) & 1 == 0))
+                .into_mut()
+                .as_mut_ptr()),
+        ],
+    );
+
+    // `String::push_str` of 8-byte words into one string: ns per word.
+    const WORDS: usize = 100_000;
+    macro_rules! words {
+        ($s:expr) => {{
+            let t = Instant::now();
+            let mut s = $s;
+            for _ in 0..WORDS {
+                s.push_str(black_box("a word, "));
+            }
+            black_box(s.as_str());
+            drop(s);
+            per_op(t, WORDS)
+        }};
+    }
+    run(
+        "string_push_str",
+        vec![
+            (
+                "fiberalloc",
+                Box::new(|| {
+                    let r = words!(fiberalloc::collections::String::new_in(&a));
+                    a.reset();
+                    r
+                }),
+            ),
+            (
+                "bumpalo",
+                Box::new(|| {
+                    let r = words!(bumpalo::collections::String::new_in(&b));
+                    b.reset();
+                    r
+                }),
+            ),
+            (
+                "bump-scope",
+                Box::new(|| {
+                    let r = words!(BumpString::new_in(&c));
+                    c.reset();
+                    r
+                }),
+            ),
+        ],
+    );
+
+    // `String::push` of one char at a time: ns per char.
+    macro_rules! chars {
+        ($s:expr) => {{
+            let t = Instant::now();
+            let mut s = $s;
+            for i in 0..WORDS {
+                s.push(black_box(if i % 7 == 0 { 'é' } else { 'x' }));
+            }
+            black_box(s.as_str());
+            drop(s);
+            per_op(t, WORDS)
+        }};
+    }
+    run(
+        "string_push_char",
+        vec![
+            (
+                "fiberalloc",
+                Box::new(|| {
+                    let r = chars!(fiberalloc::collections::String::new_in(&a));
+                    a.reset();
+                    r
+                }),
+            ),
+            (
+                "bumpalo",
+                Box::new(|| {
+                    let r = chars!(bumpalo::collections::String::new_in(&b));
+                    b.reset();
+                    r
+                }),
+            ),
+            (
+                "bump-scope",
+                Box::new(|| {
+                    let r = chars!(BumpString::new_in(&c));
+                    c.reset();
+                    r
+                }),
+            ),
+        ],
+    );
+
+    // `format!(in &arena, ..)` of a short line: ns per string.
+    run(
+        "format",
+        vec![
+            batch!("fiberalloc", a, BATCH, |a: &Arena, i: usize| {
+                fiberalloc::format!(in a, "item {i}: {}", "ok").into_bump_str().as_ptr()
+            }),
+            batch!("bumpalo", b, BATCH, |b: &bumpalo::Bump, i: usize| {
+                bumpalo::format!(in b, "item {i}: {}", "ok").into_bump_str().as_ptr()
+            }),
+            batch!("bump-scope", c, BATCH, |c: &bump_scope::Bump, i: usize| {
+                bump_format!(in c, "item {i}: {}", "ok").into_str().as_ptr()
+            }),
+        ],
+    );
+
+    // allocator-api2's `Vec` over each arena (0.4's over blink-alloc, the
+    // only one it implements), std's `Vec` as the floor: ns per byte.
+    const PUSHES: usize = 1_000_000;
+    macro_rules! api2 {
+        ($v:expr) => {{
+            let t = Instant::now();
+            let mut v = $v;
+            for i in 0..PUSHES {
+                v.push(black_box(i as u8));
+            }
+            black_box(&v);
+            drop(v);
+            per_op(t, PUSHES)
+        }};
+    }
+    let mut d = blink_alloc::BlinkAlloc::new();
+    run(
+        "vec_push_api2",
+        vec![
+            (
+                "fiberalloc",
+                Box::new(|| {
+                    let r = api2!(allocator_api2::vec::Vec::<u8, _>::new_in(&a));
+                    a.reset();
+                    r
+                }),
+            ),
+            (
+                "bumpalo",
+                Box::new(|| {
+                    let r = api2!(allocator_api2::vec::Vec::<u8, _>::new_in(&b));
+                    b.reset();
+                    r
+                }),
+            ),
+            (
+                "bump-scope",
+                Box::new(|| {
+                    let r = api2!(allocator_api2::vec::Vec::<u8, _>::new_in(&c));
+                    c.reset();
+                    r
+                }),
+            ),
+            (
+                "blink-alloc",
+                Box::new(|| {
+                    let r = api2!(allocator_api2_04::vec::Vec::<u8, _>::new_in(&d));
+                    d.reset();
+                    r
+                }),
+            ),
+            ("std", Box::new(|| api2!(Vec::<u8>::new()))),
+        ],
+    );
 }

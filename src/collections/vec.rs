@@ -97,6 +97,7 @@ impl<'a, T, P: Policy> Vec<'a, T, P> {
 
     /// Makes room for at least `additional` more elements (geometric
     /// growth).
+    #[inline]
     pub fn reserve(&mut self, additional: usize) {
         if self.cap - self.len < additional {
             let (ptr, cap) = grow_or_oom(self.arena, self.ptr, self.cap, self.len, additional, true);
