@@ -302,9 +302,87 @@ fn warm_up(c: &mut Criterion) {
     g.finish();
 }
 
+/// One criterion group per bumpalo-API method, each contender timing a
+/// batch of `$n` calls of `$body` on its own arena, reset after the batch
+/// (the same bodies as `benches/interleaved.rs`'s rows).
+macro_rules! api_row {
+    ($c:expr, $row:expr, $n:expr, {$($name:expr => $new:expr, |$a:ident, $i:ident| $body:expr;)*}) => {{
+        let mut g = $c.benchmark_group($row);
+        g.throughput(Throughput::Elements($n as u64));
+        $(
+            g.bench_function($name, |b| {
+                let mut $a = $new;
+                b.iter(|| {
+                    for $i in 0..$n {
+                        let $i = black_box($i);
+                        black_box($body);
+                    }
+                    $a.reset();
+                })
+            });
+        )*
+        g.finish();
+    }};
+}
+
+fn bumpalo_api(c: &mut Criterion) {
+    use bump_scope::{bump_format, BumpString};
+    api_row!(c, "alloc_with_256b", BATCH, {
+        "fiberalloc" => Arena::new(), |a, i| a.alloc_with(|| [i as u64; 32]) as *mut _;
+        "bumpalo" => bumpalo::Bump::new(), |a, i| a.alloc_with(|| [i as u64; 32]) as *mut _;
+        "bump-scope" => bump_scope::Bump::<bump_scope::alloc::Global>::new(), |a, i| a.alloc_with(|| [i as u64; 32]).into_mut() as *mut _;
+    });
+    api_row!(c, "slice_fill_with_64", BATCH / 10, {
+        "fiberalloc" => Arena::new(), |a, i| a.alloc_slice_fill_with(64, |k| (i + k) as u32).as_mut_ptr();
+        "bumpalo" => bumpalo::Bump::new(), |a, i| a.alloc_slice_fill_with(64, |k| (i + k) as u32).as_mut_ptr();
+        "bump-scope" => bump_scope::Bump::<bump_scope::alloc::Global>::new(), |a, i| {
+            let mut k = 0;
+            a.alloc_slice_fill_with(64, || { k += 1; (i + k) as u32 }).into_mut().as_mut_ptr()
+        };
+    });
+    api_row!(c, "alloc_iter_filter_64", BATCH / 10, {
+        "fiberalloc" => Arena::new(), |a, i| a.alloc_iter((0..64u32).filter(|k| (k ^ i as u32) & 1 == 0)).as_mut_ptr();
+        "bumpalo" => bumpalo::Bump::new(), |a, i| {
+            let mut v = bumpalo::collections::Vec::new_in(&a);
+            v.extend((0..64u32).filter(|k| (k ^ i as u32) & 1 == 0));
+            v.into_bump_slice_mut().as_mut_ptr()
+        };
+        "bump-scope" => bump_scope::Bump::<bump_scope::alloc::Global>::new(), |a, i| a.alloc_iter((0..64u32).filter(|k| (k ^ i as u32) & 1 == 0)).into_mut().as_mut_ptr();
+    });
+    api_row!(c, "format", BATCH, {
+        "fiberalloc" => Arena::new(), |a, i| fiberalloc::format!(in &a, "item {i}: {}", "ok").into_bump_str().as_ptr();
+        "bumpalo" => bumpalo::Bump::new(), |a, i| bumpalo::format!(in &a, "item {i}: {}", "ok").into_bump_str().as_ptr();
+        "bump-scope" => bump_scope::Bump::<bump_scope::alloc::Global>::new(), |a, i| bump_format!(in &a, "item {i}: {}", "ok").into_str().as_ptr();
+    });
+    // One string per iteration, 100,000 words pushed: ns per word.
+    const WORDS: usize = 100_000;
+    let mut g = c.benchmark_group("string_push_str");
+    g.throughput(Throughput::Elements(WORDS as u64));
+    macro_rules! words {
+        ($g:expr, $name:expr, $new:expr, |$a:ident| $s:expr) => {
+            $g.bench_function($name, |b| {
+                let mut $a = $new;
+                b.iter(|| {
+                    let mut s = $s;
+                    for _ in 0..WORDS {
+                        s.push_str(black_box("a word, "));
+                    }
+                    black_box(s.as_str());
+                    drop(s);
+                    $a.reset();
+                })
+            })
+        };
+    }
+    words!(g, "fiberalloc", Arena::new(), |a| fiberalloc::collections::String::new_in(&a));
+    words!(g, "bumpalo", bumpalo::Bump::new(), |a| bumpalo::collections::String::new_in(&a));
+    words!(g, "bump-scope", bump_scope::Bump::<bump_scope::alloc::Global>::new(), |a| BumpString::new_in(&a));
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = fiberalloc_benches::criterion();
-    targets = typed_u64, runtime_layout, vec_pushes, reset_after_1mib, warm_up
+    targets = typed_u64, runtime_layout, vec_pushes, reset_after_1mib, warm_up, bumpalo_api
 }
 criterion_main!(benches);
