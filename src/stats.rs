@@ -15,7 +15,8 @@ pub struct Stats {
     /// Allocations made since the last reset (a scope exit does not
     /// rewind it), under every policy. `Arena` counts every block handed
     /// out (growth in place is not a new allocation; a move is);
-    /// `SharedArena` counts what its policy counts (see its docs).
+    /// `SharedArena` counts its direct allocations, and a lease's when the
+    /// lease refills or ends.
     pub allocation_count: u64,
     /// Bytes the cursor passed over that hold no live block: alignment
     /// padding and rounding to the policy's `MIN_ALIGN` (under `Safe` and

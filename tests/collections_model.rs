@@ -316,7 +316,8 @@ fn run_string_ops<P: Policy>(ops: &[SOp]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 4 } else { 256 }, ..ProptestConfig::default() })]
+    // No failure file: Miri cannot look up the working directory.
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 4 } else { 256 }, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn vec_matches_std_fast(ops in prop::collection::vec(op(), 0..120)) {

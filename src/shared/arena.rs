@@ -63,6 +63,12 @@ pub struct SharedArena<P: Policy = Fast> {
     direct: Lane,
     pub(super) leased: Lane,
     pub(super) leases: AtomicUsize,
+    /// Direct allocations made by the slow path (the fast path counts in
+    /// each chunk's cursor line), since the last reset.
+    slow_count: AtomicUsize,
+    /// Allocations of leases that ended or refilled, since the last reset
+    /// or `try_reset` (a live lease adds its own when it refills or ends).
+    pub(super) lease_count: AtomicUsize,
     refill: Mutex<Refill>,
     _policy: PhantomData<P>,
 }
@@ -85,7 +91,7 @@ mod sentinel {
     // written (every writer checks for a backing chunk first).
     unsafe impl Sync for Empty {}
     pub(super) static EMPTY: Empty = Empty(SharedChunk {
-        cursor: CursorLine(AtomicUsize::new(usize::MAX / 2)),
+        cursor: CursorLine(AtomicUsize::new(usize::MAX / 2), AtomicUsize::new(0)),
         end: 0,
         start: NonNull::dangling(),
         chunk: None,
@@ -132,6 +138,8 @@ impl<P: Policy> SharedArena<P> {
             direct: Lane { current: AtomicPtr::new(empty) },
             leased: Lane { current: AtomicPtr::new(empty) },
             leases: AtomicUsize::new(0),
+            slow_count: AtomicUsize::new(0),
+            lease_count: AtomicUsize::new(0),
             refill: Mutex::new(Refill {
                 big: [core::ptr::null_mut(); 2],
                 reserved: 0,
@@ -148,7 +156,7 @@ impl<P: Policy> SharedArena<P> {
         // One sentinel per lane: each lane's drop frees its own.
         let empty = || {
             Box::into_raw(Box::new(SharedChunk {
-                cursor: CursorLine(AtomicUsize::new(usize::MAX / 2)),
+                cursor: CursorLine(AtomicUsize::new(usize::MAX / 2), AtomicUsize::new(0)),
                 end: 0,
                 start: NonNull::dangling(),
                 chunk: None,
@@ -159,6 +167,8 @@ impl<P: Policy> SharedArena<P> {
             direct: Lane { current: AtomicPtr::new(empty()) },
             leased: Lane { current: AtomicPtr::new(empty()) },
             leases: AtomicUsize::new(0),
+            slow_count: AtomicUsize::new(0),
+            lease_count: AtomicUsize::new(0),
             refill: Mutex::new(Refill {
                 big: [core::ptr::null_mut(); 2],
                 reserved: 0,
@@ -222,6 +232,7 @@ impl<P: Policy> SharedArena<P> {
         if P::TRACK_LEAKS {
             let p = self.alloc_lane(&self.direct, layout, debug::TRACKED);
             if let Ok(p) = p {
+                self.count_slow();
                 self.log_alloc(p, layout);
             }
             p
@@ -241,15 +252,39 @@ impl<P: Policy> SharedArena<P> {
         let c = unsafe { &*self.direct.current.load(Ordering::Acquire) };
         if layout.size() != 0 {
             if let Some(p) = c.bump::<P>(layout.size(), layout.align(), 0) {
+                c.count_one();
                 self.log_alloc(p, layout);
                 return Ok(p);
             }
         }
         let p = self.alloc_slow(&self.direct, layout, 0);
         if let Ok(p) = p {
+            self.count_slow();
             self.log_alloc(p, layout);
         }
         p
+    }
+
+    /// Counts a direct allocation made off the fast path. Relaxed: a
+    /// statistic (see `SharedChunk::count_one`).
+    #[inline]
+    fn count_slow(&self) {
+        #[cfg(not(fiberalloc_loom))]
+        self.slow_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Allocations made since the last reset (fast, slow and through
+    /// leases that ended or refilled). Called under the refill lock.
+    pub(super) fn allocation_count(&self) -> u64 {
+        let mut n = self.slow_count.load(Ordering::Relaxed) + self.lease_count.load(Ordering::Relaxed);
+        let mut p = self.direct.current.load(Ordering::Acquire);
+        while !p.is_null() {
+            // SAFETY: chunks of a lane are live while the arena is.
+            let c = unsafe { &*p };
+            n += c.cursor.1.load(Ordering::Relaxed);
+            p = c.prev.get();
+        }
+        n as u64
     }
 
     /// The arena's address, as the log names it.
@@ -386,7 +421,7 @@ impl<P: Policy> SharedArena<P> {
         // SAFETY: the data area is ours, writable and aligned for the header.
         unsafe {
             sc.write(SharedChunk {
-                cursor: CursorLine(AtomicUsize::new(first.end)),
+                cursor: CursorLine(AtomicUsize::new(first.end), AtomicUsize::new(0)),
                 end,
                 start,
                 chunk: Some(backing),
@@ -585,6 +620,7 @@ impl<P: Policy> SharedArena<P> {
             arena: self,
             cursor: Cell::new(sentinel_cursor()),
             limit: Cell::new(0),
+            count: Cell::new(0),
             _not_sync: PhantomData,
         }
     }
@@ -624,6 +660,8 @@ impl<P: Policy> SharedArena<P> {
             // SAFETY: no lease is live and none can start, so nothing refers
             // to the lease lane's blocks.
             unsafe { self.rewind_lane(&mut r, &self.leased) };
+            // Every lease has ended, so has added its count: all rewound.
+            self.lease_count.store(0, Ordering::Relaxed);
         }
         during();
         // Release: the rewind happens before any later lease's accesses.
@@ -650,6 +688,7 @@ impl<P: Policy> SharedArena<P> {
         // SAFETY: the lane's older chunks are unreachable (caller).
         unsafe { self.release_list(r, older) };
         c.cursor.store(c.start.addr().get(), Ordering::Relaxed);
+        c.cursor.1.store(0, Ordering::Relaxed);
     }
 
     /// Gives back every chunk of a list linked through `prev`.
@@ -698,6 +737,8 @@ impl<P: Policy> SharedArena<P> {
             self.rewind_lane(&mut r, &self.direct);
             self.rewind_lane(&mut r, &self.leased);
         }
+        self.slow_count.store(0, Ordering::Relaxed);
+        self.lease_count.store(0, Ordering::Relaxed);
     }
 }
 
