@@ -18,6 +18,8 @@ fn constructors_infer_the_default_policy() {
     let c = Arena::try_with_capacity(4096).unwrap();
     let s = SharedArena::new();
     let t = SharedArena::with_capacity(4096);
+    assert!(SharedArena::try_with_capacity(usize::MAX).is_err());
+    assert!(SharedArena::try_with_capacity(1 << 16).is_ok());
     assert_eq!(*a.alloc(1u8) + *b.alloc(2u8) + *c.alloc(3u8) + *s.alloc(4u8) + *t.alloc(5u8), 15);
     assert!(b.chunk_capacity() >= (1 << 16) - 64 && c.chunk_capacity() >= 4096 - 64);
     // Another policy is named by a value or by the type.
@@ -73,6 +75,7 @@ fn try_forms_fail_cleanly_under_a_limit<P: Policy>() {
     assert!(arena.try_alloc_slice_fill_with(big, |i| i as u8).is_err());
     assert!(arena.try_alloc_slice_fill_iter(v.iter().copied()).is_err());
     assert!(arena.try_alloc_uninit_slice::<u8>(big).is_err());
+    assert!(arena.try_alloc_simd(big).is_err());
     assert!(matches!(
         arena.try_alloc_slice_try_fill_with(big, |_| Ok::<u8, ()>(0)),
         Err(AllocOrInitError::Alloc(_))

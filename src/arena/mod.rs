@@ -479,6 +479,11 @@ impl<P: Policy> Arena<P> {
         self.alloc_aligned(size, 64)
     }
 
+    /// [`alloc_simd`](Self::alloc_simd), or `Err(AllocError)`.
+    pub fn try_alloc_simd(&self, size: usize) -> Result<NonNull<u8>, AllocError> {
+        self.try_alloc_aligned(size, 64)
+    }
+
     /// `size` uninitialised bytes aligned to `align`. Panics if `align` is
     /// not a power of two or `size` cannot be represented at that alignment,
     /// and (through `handle_alloc_error`) when memory runs out.

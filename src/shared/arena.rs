@@ -126,6 +126,11 @@ impl SharedArena {
     pub fn with_capacity(bytes: usize) -> Self {
         Self::with_capacity_and_policy(bytes, Fast)
     }
+
+    /// [`with_capacity`](Self::with_capacity), or `Err(AllocError)`.
+    pub fn try_with_capacity(bytes: usize) -> Result<Self, AllocError> {
+        Self::try_with_capacity_and_policy(bytes, Fast)
+    }
 }
 
 impl<P: Policy> SharedArena<P> {
@@ -183,25 +188,28 @@ impl<P: Policy> SharedArena<P> {
     /// least `bytes` bytes. Panics (through `handle_alloc_error`) if it
     /// cannot be mapped.
     pub fn with_capacity_and_policy(bytes: usize, policy: P) -> Self {
-        let arena = Self::with_policy(policy);
-        if bytes > 0 {
-            let layout = Layout::from_size_align(bytes, 1).unwrap_or(Layout::new::<u8>());
-            let mut r = arena.lock();
-            match arena.install(&mut r, &arena.direct, bytes, 1, false, 0) {
-                Ok(c) => {
-                    // Nothing was placed: rewind the block `install` made.
-                    // SAFETY: `c` was just installed and no other thread
-                    // can see the arena yet.
-                    let c = unsafe { &*c };
-                    c.cursor.store(c.start.addr().get(), Ordering::Relaxed);
-                }
-                Err(AllocError) => {
-                    drop(r);
-                    crate::init::oom(layout)
-                }
+        match Self::try_with_capacity_and_policy(bytes, policy) {
+            Ok(a) => a,
+            Err(AllocError) => {
+                crate::init::oom(Layout::from_size_align(bytes, 1).unwrap_or(Layout::new::<u8>()))
             }
         }
-        arena
+    }
+
+    /// [`with_capacity_and_policy`](Self::with_capacity_and_policy), or
+    /// `Err(AllocError)` if the chunk cannot be mapped or represented.
+    pub fn try_with_capacity_and_policy(bytes: usize, policy: P) -> Result<Self, AllocError> {
+        let arena = Self::with_policy(policy);
+        if bytes > 0 {
+            let mut r = arena.lock();
+            let c = arena.install(&mut r, &arena.direct, bytes, 1, false, 0)?;
+            // Nothing was placed: rewind the block `install` made.
+            // SAFETY: `c` was just installed and no other thread can see
+            // the arena yet.
+            let c = unsafe { &*c };
+            c.cursor.store(c.start.addr().get(), Ordering::Relaxed);
+        }
+        Ok(arena)
     }
 
     fn lock(&self) -> crate::sync::MutexGuard<'_, Refill> {
