@@ -13,11 +13,16 @@ pub struct Stats {
     /// The highest `allocated_bytes` seen since the arena was made.
     pub peak_bytes: usize,
     /// Allocations made since the last reset (a scope exit does not
-    /// rewind it), under every policy. `Arena` counts every block handed
-    /// out (growth in place is not a new allocation; a move is);
-    /// `SharedArena` counts its direct allocations, and a lease's when the
-    /// lease refills or ends.
+    /// rewind it), when [`allocations_counted`](Self::allocations_counted)
+    /// says they are. `Arena` counts every block handed out, under every
+    /// policy (growth in place is not a new allocation; a move is).
+    /// `SharedArena` does not count (see its `stats`): this is 0 there and
+    /// `allocations_counted` is false.
     pub allocation_count: u64,
+    /// Whether `allocation_count` was counted: true for `Arena`, false for
+    /// `SharedArena`, so that "not counted" never reads as "none". The
+    /// `Display` table prints "allocations not counted" then.
+    pub allocations_counted: bool,
     /// Bytes the cursor passed over that hold no live block: alignment
     /// padding and rounding to the policy's `MIN_ALIGN` (under `Safe` and
     /// `Debug`, with each block's 16-byte header and its canary), and
@@ -77,13 +82,12 @@ impl core::fmt::Display for Stats {
                 fmt_bytes(f, self.0)
             }
         }
-        writeln!(
-            f,
-            "allocated      {}  (peak {}, {} allocations)",
-            B(self.allocated_bytes),
-            B(self.peak_bytes),
-            self.allocation_count
-        )?;
+        write!(f, "allocated      {}  (peak {}, ", B(self.allocated_bytes), B(self.peak_bytes))?;
+        if self.allocations_counted {
+            writeln!(f, "{} allocations)", self.allocation_count)?;
+        } else {
+            writeln!(f, "allocations not counted)")?;
+        }
         writeln!(f, "padding        {}", B(self.padding_bytes))?;
         writeln!(f, "reserved       {}  in {} chunks", B(self.reserved_bytes), self.chunk_count)?;
         write!(f, "fragmentation  {:.1}%", self.fragmentation() * 100.0)
@@ -100,6 +104,7 @@ mod tests {
             allocated_bytes: 12_595,
             peak_bytes: 40 << 10,
             allocation_count: 120,
+            allocations_counted: true,
             padding_bytes: 1_229,
             reserved_bytes: 64 << 10,
             chunk_count: 2,
@@ -112,5 +117,9 @@ mod tests {
              fragmentation  80.8%"
         );
         assert_eq!(Stats::default().to_string().lines().last(), Some("fragmentation  0.0%"));
+        let uncounted = Stats { allocations_counted: false, ..s };
+        assert!(uncounted
+            .to_string()
+            .starts_with("allocated      12.3 KiB  (peak 40.0 KiB, allocations not counted)"));
     }
 }

@@ -203,6 +203,13 @@ fn allocation_count_is_counted<P: Policy>() {
     }
     assert_eq!(sum, 500_500);
     assert_eq!(arena.stats().allocation_count, 1000);
+    assert!(arena.stats().allocations_counted);
+    assert!(arena.stats().to_string().contains("1000 allocations"));
+    // A shared arena does not count, and says so rather than reading 0.
+    let shared = SharedArena::<P>::default();
+    shared.alloc(1u8);
+    let s = shared.stats();
+    assert!(!s.allocations_counted && s.to_string().contains("allocations not counted"));
 }
 
 fn raw_checkpoints<P: Policy>() {

@@ -280,46 +280,7 @@ fn memory_map_adds_up<P: Policy>() {
     assert!(map.title.starts_with("SharedArena<") && picture.contains("SharedArena&lt;"), "{}", map.title);
 }
 
-/// `allocation_count` counts direct allocations (fast and slow paths,
-/// from several threads) and leases' once they end; `try_reset` takes the
-/// leases' part back, `reset` all.
-fn allocation_counts<P: Policy>() {
-    let mut arena = SharedArena::<P>::default();
-    let n = scale(20_000);
-    std::thread::scope(|s| {
-        for _ in 0..2 {
-            let arena = &arena;
-            s.spawn(move || {
-                for i in 0..n {
-                    arena.alloc(i);
-                }
-                // An oversized block: the slow path.
-                arena.try_alloc_layout(std::alloc::Layout::from_size_align(1 << 20, 8).unwrap()).unwrap();
-                let lease = arena.lease();
-                for i in 0..n {
-                    lease.alloc(i as u32);
-                }
-            });
-        }
-    });
-    assert_eq!(arena.stats().allocation_count, 4 * n as u64 + 2);
-    assert!(arena.try_reset());
-    assert_eq!(arena.stats().allocation_count, 2 * n as u64 + 2, "try_reset rewinds the leases' part");
-    {
-        let lease = arena.lease();
-        lease.alloc(1u8);
-        arena.alloc(2u8);
-        drop(lease);
-    }
-    assert_eq!(arena.stats().allocation_count, 2 * n as u64 + 4);
-    arena.reset();
-    assert_eq!(arena.stats().allocation_count, 0);
-    arena.alloc(3u8);
-    assert_eq!(arena.stats().allocation_count, 1);
-}
-
 per_policy!(
-    allocation_counts,
     threads_get_disjoint_blocks,
     reset_after_join_reuses_memory,
     vecs_in_several_threads,

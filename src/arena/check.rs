@@ -18,6 +18,7 @@ impl<P: Policy> Arena<P> {
             allocated_bytes: allocated,
             peak_bytes: self.peak.get().max(allocated),
             allocation_count: self.count.get(),
+            allocations_counted: true,
             padding_bytes: self.padding.get(),
             reserved_bytes: self.reserved.get(),
             chunk_count: self.chunks.get(),

@@ -63,12 +63,6 @@ pub struct SharedArena<P: Policy = Fast> {
     direct: Lane,
     pub(super) leased: Lane,
     pub(super) leases: AtomicUsize,
-    /// Direct allocations made by the slow path (the fast path counts in
-    /// each chunk's cursor line), since the last reset.
-    slow_count: AtomicUsize,
-    /// Allocations of leases that ended or refilled, since the last reset
-    /// or `try_reset` (a live lease adds its own when it refills or ends).
-    pub(super) lease_count: AtomicUsize,
     refill: Mutex<Refill>,
     _policy: PhantomData<P>,
 }
@@ -91,7 +85,7 @@ mod sentinel {
     // written (every writer checks for a backing chunk first).
     unsafe impl Sync for Empty {}
     pub(super) static EMPTY: Empty = Empty(SharedChunk {
-        cursor: CursorLine(AtomicUsize::new(usize::MAX / 2), AtomicUsize::new(0)),
+        cursor: CursorLine(AtomicUsize::new(usize::MAX / 2)),
         end: 0,
         start: NonNull::dangling(),
         chunk: None,
@@ -143,8 +137,6 @@ impl<P: Policy> SharedArena<P> {
             direct: Lane { current: AtomicPtr::new(empty) },
             leased: Lane { current: AtomicPtr::new(empty) },
             leases: AtomicUsize::new(0),
-            slow_count: AtomicUsize::new(0),
-            lease_count: AtomicUsize::new(0),
             refill: Mutex::new(Refill {
                 big: [core::ptr::null_mut(); 2],
                 reserved: 0,
@@ -161,7 +153,7 @@ impl<P: Policy> SharedArena<P> {
         // One sentinel per lane: each lane's drop frees its own.
         let empty = || {
             Box::into_raw(Box::new(SharedChunk {
-                cursor: CursorLine(AtomicUsize::new(usize::MAX / 2), AtomicUsize::new(0)),
+                cursor: CursorLine(AtomicUsize::new(usize::MAX / 2)),
                 end: 0,
                 start: NonNull::dangling(),
                 chunk: None,
@@ -172,8 +164,6 @@ impl<P: Policy> SharedArena<P> {
             direct: Lane { current: AtomicPtr::new(empty()) },
             leased: Lane { current: AtomicPtr::new(empty()) },
             leases: AtomicUsize::new(0),
-            slow_count: AtomicUsize::new(0),
-            lease_count: AtomicUsize::new(0),
             refill: Mutex::new(Refill {
                 big: [core::ptr::null_mut(); 2],
                 reserved: 0,
@@ -240,7 +230,6 @@ impl<P: Policy> SharedArena<P> {
         if P::TRACK_LEAKS {
             let p = self.alloc_lane(&self.direct, layout, debug::TRACKED);
             if let Ok(p) = p {
-                self.count_slow();
                 self.log_alloc(p, layout);
             }
             p
@@ -260,39 +249,15 @@ impl<P: Policy> SharedArena<P> {
         let c = unsafe { &*self.direct.current.load(Ordering::Acquire) };
         if layout.size() != 0 {
             if let Some(p) = c.bump::<P>(layout.size(), layout.align(), 0) {
-                c.count_one();
                 self.log_alloc(p, layout);
                 return Ok(p);
             }
         }
         let p = self.alloc_slow(&self.direct, layout, 0);
         if let Ok(p) = p {
-            self.count_slow();
             self.log_alloc(p, layout);
         }
         p
-    }
-
-    /// Counts a direct allocation made off the fast path. Relaxed: a
-    /// statistic (see `SharedChunk::count_one`).
-    #[inline]
-    fn count_slow(&self) {
-        #[cfg(not(fiberalloc_loom))]
-        self.slow_count.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Allocations made since the last reset (fast, slow and through
-    /// leases that ended or refilled). Called under the refill lock.
-    pub(super) fn allocation_count(&self) -> u64 {
-        let mut n = self.slow_count.load(Ordering::Relaxed) + self.lease_count.load(Ordering::Relaxed);
-        let mut p = self.direct.current.load(Ordering::Acquire);
-        while !p.is_null() {
-            // SAFETY: chunks of a lane are live while the arena is.
-            let c = unsafe { &*p };
-            n += c.cursor.1.load(Ordering::Relaxed);
-            p = c.prev.get();
-        }
-        n as u64
     }
 
     /// The arena's address, as the log names it.
@@ -429,7 +394,7 @@ impl<P: Policy> SharedArena<P> {
         // SAFETY: the data area is ours, writable and aligned for the header.
         unsafe {
             sc.write(SharedChunk {
-                cursor: CursorLine(AtomicUsize::new(first.end), AtomicUsize::new(0)),
+                cursor: CursorLine(AtomicUsize::new(first.end)),
                 end,
                 start,
                 chunk: Some(backing),
@@ -628,7 +593,6 @@ impl<P: Policy> SharedArena<P> {
             arena: self,
             cursor: Cell::new(sentinel_cursor()),
             limit: Cell::new(0),
-            count: Cell::new(0),
             _not_sync: PhantomData,
         }
     }
@@ -668,8 +632,6 @@ impl<P: Policy> SharedArena<P> {
             // SAFETY: no lease is live and none can start, so nothing refers
             // to the lease lane's blocks.
             unsafe { self.rewind_lane(&mut r, &self.leased) };
-            // Every lease has ended, so has added its count: all rewound.
-            self.lease_count.store(0, Ordering::Relaxed);
         }
         during();
         // Release: the rewind happens before any later lease's accesses.
@@ -696,7 +658,6 @@ impl<P: Policy> SharedArena<P> {
         // SAFETY: the lane's older chunks are unreachable (caller).
         unsafe { self.release_list(r, older) };
         c.cursor.store(c.start.addr().get(), Ordering::Relaxed);
-        c.cursor.1.store(0, Ordering::Relaxed);
     }
 
     /// Gives back every chunk of a list linked through `prev`.
@@ -745,8 +706,6 @@ impl<P: Policy> SharedArena<P> {
             self.rewind_lane(&mut r, &self.direct);
             self.rewind_lane(&mut r, &self.leased);
         }
-        self.slow_count.store(0, Ordering::Relaxed);
-        self.lease_count.store(0, Ordering::Relaxed);
     }
 }
 

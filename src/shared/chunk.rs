@@ -32,11 +32,9 @@ pub(crate) struct SharedChunk {
     pub(super) cursor: CursorLine,
 }
 
-/// The cursor, alone on its cache line, with the count of blocks handed
-/// out from the chunk's direct bumps (on the same line: the thread that
-/// just moved the cursor owns it, so the count's add does not travel).
+/// The cursor, alone on its cache line.
 #[repr(C, align(64))]
-pub(super) struct CursorLine(pub(super) AtomicUsize, pub(super) AtomicUsize);
+pub(super) struct CursorLine(pub(super) AtomicUsize);
 
 impl core::ops::Deref for CursorLine {
     type Target = AtomicUsize;
@@ -54,16 +52,6 @@ pub(super) const SHARED_HEADER: usize = core::mem::size_of::<SharedChunk>();
 pub(super) const FETCH_ADD_MAX: usize = 256;
 
 impl SharedChunk {
-    /// Counts a block handed out by a direct bump of this chunk. Relaxed:
-    /// a statistic, read under the refill lock or with `&mut`, ordered by
-    /// nothing. Not in loom builds, where each atomic operation is a
-    /// scheduling point and the count is no part of the protocol.
-    #[inline(always)]
-    pub(super) fn count_one(&self) {
-        #[cfg(not(fiberalloc_loom))]
-        self.cursor.1.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// Claims `size` bytes at `align`: one `fetch_add` for small requests
     /// at most `MIN_ALIGN`-aligned, else a compare-exchange loop. `None` if
     /// the chunk has no room.

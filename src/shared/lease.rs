@@ -51,8 +51,6 @@ pub struct Lease<'a, P: Policy = Fast> {
     pub(super) arena: &'a SharedArena<P>,
     pub(super) cursor: Cell<NonNull<u8>>,
     pub(super) limit: Cell<usize>,
-    /// Allocations not yet added to the arena's count (at refill and end).
-    pub(super) count: Cell<usize>,
     pub(super) _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -83,7 +81,6 @@ impl<P: Policy> Lease<'_, P> {
                     self.cursor.set(cursor.add(next - addr));
                     cursor.add(start - addr)
                 };
-                self.count.set(self.count.get() + 1);
                 self.arena.log_alloc(block, layout);
                 return Ok(block);
             }
@@ -101,25 +98,9 @@ impl<P: Policy> Lease<'_, P> {
             // claimed block.
             let (block, next) = unsafe { (cursor.add(start - addr), cursor.add(end - addr)) };
             self.cursor.set(next);
-            self.count.set(self.count.get() + 1);
             return Ok(block);
         }
         self.refill(layout)
-    }
-
-    /// Adds this lease's allocations to the arena's count. Relaxed: a
-    /// statistic, read under the arena's lock; the lease's end (a Release
-    /// decrement) orders it before a `try_reset` that zeroes the count.
-    #[inline]
-    fn flush_count(&self) {
-        let n = self.count.replace(0);
-        // Not in loom builds: no part of the protocol (see `count_one`).
-        #[cfg(not(fiberalloc_loom))]
-        if n != 0 {
-            self.arena.lease_count.fetch_add(n, Ordering::Relaxed);
-        }
-        #[cfg(fiberalloc_loom)]
-        let _ = n;
     }
 
     /// Copies `src` into the lease's memory.
@@ -135,16 +116,6 @@ impl<P: Policy> Lease<'_, P> {
     #[cold]
     #[inline(never)]
     fn refill(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        let p = self.refill_inner(layout);
-        if p.is_ok() {
-            self.count.set(self.count.get() + 1);
-        }
-        self.flush_count();
-        p
-    }
-
-    /// [`refill`](Self::refill) without the counting.
-    fn refill_inner(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let (size, align) = (layout.size(), layout.align().max(P::MIN_ALIGN));
         if size == 0 {
             // SAFETY: `align` is a non-zero power of two.
@@ -276,7 +247,6 @@ impl<P: Policy> Lease<'_, P> {
 impl<P: Policy> Drop for Lease<'_, P> {
     fn drop(&mut self) {
         self.mark_end();
-        self.flush_count();
         // Release: this lease's accesses to its blocks happen before a
         // `try_reset` that sees the count reach 0.
         self.arena.leases.fetch_sub(1, Ordering::Release);

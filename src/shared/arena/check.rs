@@ -122,11 +122,12 @@ impl<P: Policy> SharedArena<P> {
         walk::contains(&self.chunks(&r, [true, true]), ptr.addr())
     }
 
-    /// A snapshot of the arena's counters. `allocated_bytes` is the data the
-    /// cursors have passed (padding included, `padding_bytes` is 0).
-    /// `allocation_count` counts direct allocations, and a lease's once it
-    /// refills or ends (a live lease's newest allocations, up to a lease
-    /// block's worth, are not in it yet).
+    /// A snapshot of the arena's counters. Shared arenas keep no counters on
+    /// the fast path: `allocated_bytes` is the data the cursors have passed
+    /// (padding included, `padding_bytes` is 0), and allocations are not
+    /// counted (`allocations_counted` is false, `allocation_count` 0): a
+    /// count on the cursor's cache line made the one-thread path 2.2x
+    /// slower and the two-thread path 3.8x (measured; docs/decisions.md).
     pub fn stats(&self) -> Stats {
         let r = self.lock();
         let mut used = 0;
@@ -154,7 +155,6 @@ impl<P: Policy> SharedArena<P> {
             peak_bytes: used,
             reserved_bytes: r.reserved,
             chunk_count: r.chunks,
-            allocation_count: self.allocation_count(),
             ..Stats::default()
         }
     }
