@@ -528,7 +528,11 @@ impl<'a, T, P: Policy> Vec<'a, T, P> {
         // of `self` cannot be borrowed here (`&mut self`), so the source is
         // disjoint from the free part of the buffer.
         unsafe {
-            ptr::copy_nonoverlapping(items.as_ptr(), self.ptr.as_ptr().add(self.len), items.len());
+            copy_bytes(
+                items.as_ptr().cast(),
+                self.ptr.as_ptr().add(self.len).cast(),
+                core::mem::size_of_val(items),
+            );
         }
         self.len += items.len();
     }
@@ -673,6 +677,40 @@ impl<T: core::fmt::Debug, P: Policy> core::fmt::Debug for Vec<'_, T, P> {
 impl<T: PartialEq<U>, U, P: Policy> PartialEq<[U]> for Vec<'_, T, P> {
     fn eq(&self, other: &[U]) -> bool {
         self.as_slice() == other
+    }
+}
+
+/// Copies `n` bytes from `src` to `dst`, which do not overlap. Up to 16
+/// bytes without a call: two possibly overlapping word moves cover any
+/// length in a power-of-two band (the common `push_str` of a short word
+/// would otherwise be a `memcpy` call each).
+///
+/// # Safety
+/// `src` is readable and `dst` writable for `n` bytes, and they are
+/// disjoint.
+#[inline(always)]
+unsafe fn copy_bytes(src: *const u8, dst: *mut u8, n: usize) {
+    // SAFETY (every arm): the reads cover `src..src + n` and the writes
+    // `dst..dst + n`, inside the caller's ranges; unaligned accesses are
+    // allowed by `read_unaligned` / `write_unaligned`.
+    unsafe {
+        if n > 16 {
+            ptr::copy_nonoverlapping(src, dst, n);
+        } else if n >= 8 {
+            let (a, b) = (src.cast::<u64>().read_unaligned(), src.add(n - 8).cast::<u64>().read_unaligned());
+            dst.cast::<u64>().write_unaligned(a);
+            dst.add(n - 8).cast::<u64>().write_unaligned(b);
+        } else if n >= 4 {
+            let (a, b) = (src.cast::<u32>().read_unaligned(), src.add(n - 4).cast::<u32>().read_unaligned());
+            dst.cast::<u32>().write_unaligned(a);
+            dst.add(n - 4).cast::<u32>().write_unaligned(b);
+        } else if n > 0 {
+            // 1 to 3 bytes: first, middle and last (some the same byte).
+            let (a, m, z) = (src.read(), src.add(n / 2).read(), src.add(n - 1).read());
+            dst.write(a);
+            dst.add(n / 2).write(m);
+            dst.add(n - 1).write(z);
+        }
     }
 }
 
