@@ -392,3 +392,23 @@ fn vec_traits() {
     assert_eq!(w.as_slice(), b"bytes++abc");
     assert_eq!(w.into_bump_slice(), b"bytes++abc");
 }
+
+#[test]
+fn extend_from_slice_copy_every_short_length() {
+    // The short-copy arms (1-3, 4-7, 8-16 bytes) and the memcpy one, at
+    // every offset of the buffer.
+    let arena = Arena::new();
+    let src: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(37) ^ 0x5A).collect();
+    let mut v = AVec::new_in(&arena);
+    let mut want = Vec::new();
+    for n in 0..=40 {
+        v.extend_from_slice_copy(&src[..n]);
+        want.extend_from_slice(&src[..n]);
+        assert_eq!(v.as_slice(), want.as_slice(), "after a copy of {n} bytes");
+    }
+    let mut s = AString::new_in(&arena);
+    for w in ["", "a", "ab", "abc", "abcd", "héllo", "sixteen bytes!!!", "seventeen bytes!!"] {
+        s.push_str(w);
+    }
+    assert_eq!(s.as_str(), "aababcabcdhéllosixteen bytes!!!seventeen bytes!!");
+}
