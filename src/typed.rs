@@ -310,6 +310,17 @@ fn try_alloc_slice_try_fill_with<'a, B: Bumper + ?Sized, T, E>(
     Ok(unsafe { core::slice::from_raw_parts_mut(p.as_ptr(), len) })
 }
 
+/// The `i`-th value of an iterator that said its length: the filling
+/// closure of the `_fill_iter` methods. Panics (naming `method`) if the
+/// iterator yields fewer values than its `len()`.
+#[inline]
+fn each_of<I: Iterator>(mut iter: I, method: &'static str) -> impl FnMut(usize) -> I::Item {
+    move |_| match iter.next() {
+        Some(v) => v,
+        None => panic!("{method}: the iterator yielded fewer values than its len()"),
+    }
+}
+
 /// Turns an `AllocOrInitError` of a panicking method into its panic.
 #[inline]
 fn init_or_oom<T, E>(r: Result<T, AllocOrInitError<E>>, layout: impl FnOnce() -> Layout) -> Result<T, E> {
@@ -496,10 +507,8 @@ macro_rules! typed_family {
                 I: IntoIterator<Item = T>,
                 I::IntoIter: ExactSizeIterator,
             {
-                let mut iter = iter.into_iter();
-                self.alloc_slice_fill_with(iter.len(), |_| {
-                    iter.next().expect("alloc_slice_fill_iter: the iterator yielded fewer values than its len()")
-                })
+                let iter = iter.into_iter();
+                self.alloc_slice_fill_with(iter.len(), each_of(iter, "alloc_slice_fill_iter"))
             }
 
             /// [`alloc_slice_fill_iter`](Self::alloc_slice_fill_iter), or
@@ -510,10 +519,8 @@ macro_rules! typed_family {
                 I: IntoIterator<Item = T>,
                 I::IntoIter: ExactSizeIterator,
             {
-                let mut iter = iter.into_iter();
-                self.try_alloc_slice_fill_with(iter.len(), |_| {
-                    iter.next().expect("try_alloc_slice_fill_iter: the iterator yielded fewer values than its len()")
-                })
+                let iter = iter.into_iter();
+                self.try_alloc_slice_fill_with(iter.len(), each_of(iter, "try_alloc_slice_fill_iter"))
             }
 
             /// The values of an iterator of `Result`s of known length,
@@ -524,10 +531,8 @@ macro_rules! typed_family {
                 I: IntoIterator<Item = Result<T, E>>,
                 I::IntoIter: ExactSizeIterator,
             {
-                let mut iter = iter.into_iter();
-                self.alloc_slice_try_fill_with(iter.len(), |_| {
-                    iter.next().expect("alloc_slice_try_fill_iter: the iterator yielded fewer values than its len()")
-                })
+                let iter = iter.into_iter();
+                self.alloc_slice_try_fill_with(iter.len(), each_of(iter, "alloc_slice_try_fill_iter"))
             }
 
             /// [`alloc_slice_try_fill_iter`](Self::alloc_slice_try_fill_iter)
@@ -539,10 +544,8 @@ macro_rules! typed_family {
                 I: IntoIterator<Item = Result<T, E>>,
                 I::IntoIter: ExactSizeIterator,
             {
-                let mut iter = iter.into_iter();
-                self.try_alloc_slice_try_fill_with(iter.len(), |_| {
-                    iter.next().expect("try_alloc_slice_try_fill_iter: the iterator yielded fewer values than its len()")
-                })
+                let iter = iter.into_iter();
+                self.try_alloc_slice_try_fill_with(iter.len(), each_of(iter, "try_alloc_slice_try_fill_iter"))
             }
 
             /// `len` uninitialised slots for `T`: bumpalo's

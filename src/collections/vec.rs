@@ -457,7 +457,8 @@ impl<'a, T, P: Policy> Vec<'a, T, P> {
         // leaked `Drain` leaks the rest rather than exposing moved-out
         // slots.
         self.len = start;
-        Drain { vec: self, next: start, end, tail: end, tail_len: len - end }
+        let base = self.ptr;
+        Drain { vec: self, slots: Slots { base, next: start, end }, tail: end, tail_len: len - end }
     }
 
     /// Moves every element of `other` to the end of `self`.
@@ -732,15 +733,68 @@ fn bounds<R: RangeBounds<usize>>(range: R, len: usize) -> (usize, usize) {
     (start, end)
 }
 
+/// Slots `next..end` of a buffer, holding values not yet taken out: the
+/// shared core of [`Drain`] and [`IntoIter`].
+///
+/// Invariant: `next <= end`, and the slots `next..end` of `base` are
+/// initialised and owned here.
+struct Slots<T> {
+    base: NonNull<T>,
+    next: usize,
+    end: usize,
+}
+
+impl<T> Slots<T> {
+    #[inline]
+    fn front(&mut self) -> Option<T> {
+        if self.next == self.end {
+            return None;
+        }
+        // SAFETY: `next < end`: an initialised value not yet taken, read
+        // out once (the range no longer covers it).
+        let value = unsafe { self.base.as_ptr().add(self.next).read() };
+        self.next += 1;
+        Some(value)
+    }
+
+    #[inline]
+    fn back(&mut self) -> Option<T> {
+        if self.next == self.end {
+            return None;
+        }
+        self.end -= 1;
+        // SAFETY: as in `front`, for the last value not yet taken.
+        Some(unsafe { self.base.as_ptr().add(self.end).read() })
+    }
+
+    fn len(&self) -> usize {
+        self.end - self.next
+    }
+
+    fn as_slice(&self) -> &[T] {
+        // SAFETY: `next..end` are initialised and owned here.
+        unsafe { core::slice::from_raw_parts(self.base.as_ptr().add(self.next), self.len()) }
+    }
+
+    /// Drops the values not taken (once: the range is emptied first, so a
+    /// panicking destructor leaks the rest instead).
+    fn drop_rest(&mut self) {
+        let (next, len) = (self.next, self.len());
+        self.next = self.end;
+        // SAFETY: those values were initialised and owned here, and the
+        // range no longer covers them.
+        unsafe { ptr::drop_in_place(ptr::slice_from_raw_parts_mut(self.base.as_ptr().add(next), len)) };
+    }
+}
+
 /// The iterator of [`Vec::drain`].
 ///
-/// Invariants: the vector's length is the drained range's start; slots
-/// `next..end` hold elements not yet yielded; `tail..tail + tail_len` the
+/// Invariants: the vector's length is the drained range's start; `slots`
+/// hold the drained values not yet yielded; `tail..tail + tail_len` the
 /// elements after the range, moved down when the drain drops.
 pub struct Drain<'v, 'a, T, P: Policy = Fast> {
     vec: &'v mut Vec<'a, T, P>,
-    next: usize,
-    end: usize,
+    slots: Slots<T>,
     tail: usize,
     tail_len: usize,
 }
@@ -749,30 +803,17 @@ impl<T, P: Policy> Iterator for Drain<'_, '_, T, P> {
     type Item = T;
 
     fn next(&mut self) -> Option<T> {
-        if self.next == self.end {
-            return None;
-        }
-        // SAFETY: `next < end`: an element of the drained range not yet
-        // yielded, read out once.
-        let value = unsafe { self.vec.ptr.as_ptr().add(self.next).read() };
-        self.next += 1;
-        Some(value)
+        self.slots.front()
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.end - self.next;
-        (n, Some(n))
+        (self.slots.len(), Some(self.slots.len()))
     }
 }
 
 impl<T, P: Policy> DoubleEndedIterator for Drain<'_, '_, T, P> {
     fn next_back(&mut self) -> Option<T> {
-        if self.next == self.end {
-            return None;
-        }
-        self.end -= 1;
-        // SAFETY: as in `next`, for the last element not yet yielded.
-        Some(unsafe { self.vec.ptr.as_ptr().add(self.end).read() })
+        self.slots.back()
     }
 }
 
@@ -780,13 +821,10 @@ impl<T, P: Policy> ExactSizeIterator for Drain<'_, '_, T, P> {}
 
 impl<T, P: Policy> Drop for Drain<'_, '_, T, P> {
     fn drop(&mut self) {
+        // A panic in one of these destructors leaks the tail (the vector
+        // still covers only the head).
+        self.slots.drop_rest();
         let base = self.vec.ptr.as_ptr();
-        // SAFETY: the elements of `next..end` were not yielded: dropped
-        // once here. A panic in one of those destructors leaks the tail
-        // (the vector still covers only the head).
-        unsafe {
-            ptr::drop_in_place(ptr::slice_from_raw_parts_mut(base.add(self.next), self.end - self.next))
-        };
         let start = self.vec.len;
         // SAFETY: the tail moves down to the range's start, inside the
         // buffer; then the vector covers head and tail, all initialised.
@@ -800,13 +838,11 @@ impl<T, P: Policy> Drop for Drain<'_, '_, T, P> {
 /// The by-value iterator of a [`Vec`]; the buffer is given back to the
 /// arena (reclaimed if it is still the newest block) when it drops.
 ///
-/// Invariants: slots `next..end` of the buffer hold the elements not yet
-/// yielded; `cap` and `ptr` are the vector's.
+/// Invariants: `slots` hold the elements not yet yielded; `slots.base` and
+/// `cap` are the vector's buffer.
 pub struct IntoIter<'a, T, P: Policy = Fast> {
-    ptr: NonNull<T>,
+    slots: Slots<T>,
     cap: usize,
-    next: usize,
-    end: usize,
     arena: &'a Arena<P>,
     _owns: PhantomData<T>,
 }
@@ -814,8 +850,7 @@ pub struct IntoIter<'a, T, P: Policy = Fast> {
 impl<T, P: Policy> IntoIter<'_, T, P> {
     /// The elements not yet yielded.
     pub fn as_slice(&self) -> &[T] {
-        // SAFETY: `next..end` are initialised and owned by the iterator.
-        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr().add(self.next), self.end - self.next) }
+        self.slots.as_slice()
     }
 }
 
@@ -824,29 +859,17 @@ impl<T, P: Policy> Iterator for IntoIter<'_, T, P> {
 
     #[inline]
     fn next(&mut self) -> Option<T> {
-        if self.next == self.end {
-            return None;
-        }
-        // SAFETY: `next < end`: initialised, read out once.
-        let value = unsafe { self.ptr.as_ptr().add(self.next).read() };
-        self.next += 1;
-        Some(value)
+        self.slots.front()
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.end - self.next;
-        (n, Some(n))
+        (self.slots.len(), Some(self.slots.len()))
     }
 }
 
 impl<T, P: Policy> DoubleEndedIterator for IntoIter<'_, T, P> {
     fn next_back(&mut self) -> Option<T> {
-        if self.next == self.end {
-            return None;
-        }
-        self.end -= 1;
-        // SAFETY: as in `next`.
-        Some(unsafe { self.ptr.as_ptr().add(self.end).read() })
+        self.slots.back()
     }
 }
 
@@ -854,18 +877,12 @@ impl<T, P: Policy> ExactSizeIterator for IntoIter<'_, T, P> {}
 
 impl<T, P: Policy> Drop for IntoIter<'_, T, P> {
     fn drop(&mut self) {
-        // SAFETY: the elements not yet yielded are dropped once.
-        unsafe {
-            ptr::drop_in_place(ptr::slice_from_raw_parts_mut(
-                self.ptr.as_ptr().add(self.next),
-                self.end - self.next,
-            ))
-        };
+        self.slots.drop_rest();
         if self.cap != 0 && core::mem::size_of::<T>() != 0 {
             if let Ok(layout) = buffer_layout::<T>(self.cap) {
                 // SAFETY: the buffer is the arena's block for that layout,
                 // and nothing refers to it any more.
-                unsafe { self.arena.dealloc_raw(self.ptr.cast(), layout) };
+                unsafe { self.arena.dealloc_raw(self.slots.base.cast(), layout) };
             }
         }
     }
@@ -877,7 +894,12 @@ impl<'a, T, P: Policy> IntoIterator for Vec<'a, T, P> {
 
     fn into_iter(self) -> IntoIter<'a, T, P> {
         let me = core::mem::ManuallyDrop::new(self);
-        IntoIter { ptr: me.ptr, cap: me.cap, next: 0, end: me.len, arena: me.arena, _owns: PhantomData }
+        IntoIter {
+            slots: Slots { base: me.ptr, next: 0, end: me.len },
+            cap: me.cap,
+            arena: me.arena,
+            _owns: PhantomData,
+        }
     }
 }
 
