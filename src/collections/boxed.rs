@@ -30,7 +30,11 @@ use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 
-/// An owned value in an arena; see the [module docs](self).
+/// An owned value in an arena: the box drops the value when it goes, the
+/// arena keeps the memory until it resets. [`Box::leak`] gives the value up
+/// as a plain `&'a mut T`. There is no `Box::pin`: a pinned arena box could
+/// be forgotten and its memory reused by a reset without a drop, which
+/// `Pin` forbids (bumpalo's issue #186).
 ///
 /// Invariant: `ptr` points at a live, initialised `T` in an arena borrowed
 /// for `'a`, owned by this box alone.

@@ -87,11 +87,12 @@ macro_rules! vec {
         $crate::collections::Vec::from_elem_in($elem, $n, $arena)
     };
     (in $arena:expr; $($x:expr),+ $(,)?) => {{
-        let mut v = $crate::collections::Vec::with_capacity_in(<[()]>::len(&[$($crate::vec!(@unit $x)),+]), $arena);
+        // The element count, without evaluating the elements twice.
+        let n = <[()]>::len(&[$({ let _ = ::core::stringify!($x); }),+]);
+        let mut v = $crate::collections::Vec::with_capacity_in(n, $arena);
         $(v.push($x);)+
         v
     }};
-    (@unit $x:expr) => { () };
 }
 
 /// A [`collections::String`](String) in an arena, formatted as

@@ -691,22 +691,28 @@ impl<T: PartialEq<U>, U, P: Policy> PartialEq<[U]> for Vec<'_, T, P> {
 /// disjoint.
 #[inline(always)]
 unsafe fn copy_bytes(src: *const u8, dst: *mut u8, n: usize) {
-    // SAFETY (every arm): the reads cover `src..src + n` and the writes
-    // `dst..dst + n`, inside the caller's ranges; unaligned accesses are
-    // allowed by `read_unaligned` / `write_unaligned`.
-    unsafe {
-        if n > 16 {
-            ptr::copy_nonoverlapping(src, dst, n);
-        } else if n >= 8 {
+    if n > 16 {
+        // SAFETY: the caller's ranges, disjoint.
+        unsafe { ptr::copy_nonoverlapping(src, dst, n) };
+    } else if n >= 8 {
+        // SAFETY: `8 <= n`: both words lie in `src..src + n` and
+        // `dst..dst + n` (the caller's ranges); unaligned moves.
+        unsafe {
             let (a, b) = (src.cast::<u64>().read_unaligned(), src.add(n - 8).cast::<u64>().read_unaligned());
             dst.cast::<u64>().write_unaligned(a);
             dst.add(n - 8).cast::<u64>().write_unaligned(b);
-        } else if n >= 4 {
+        }
+    } else if n >= 4 {
+        // SAFETY: as above, with 4-byte words and `4 <= n`.
+        unsafe {
             let (a, b) = (src.cast::<u32>().read_unaligned(), src.add(n - 4).cast::<u32>().read_unaligned());
             dst.cast::<u32>().write_unaligned(a);
             dst.add(n - 4).cast::<u32>().write_unaligned(b);
-        } else if n > 0 {
-            // 1 to 3 bytes: first, middle and last (some the same byte).
+        }
+    } else if n > 0 {
+        // SAFETY: 1 to 3 bytes: first, middle and last (some the same
+        // byte), all below `n`.
+        unsafe {
             let (a, m, z) = (src.read(), src.add(n / 2).read(), src.add(n - 1).read());
             dst.write(a);
             dst.add(n / 2).write(m);
