@@ -598,4 +598,52 @@ fn bumpalo_api_rows() {
             ("std", Box::new(|| api2!(Vec::<u8>::new()))),
         ],
     );
+
+    // `reserve_exact(1)` + push through allocator-api2's `Vec`: growth in
+    // place of the newest block, by the allocator's `grow` (bumpalo left
+    // out: it bumps down and copies on every grow, quadratic). ns per byte.
+    const EXACT: usize = 100_000;
+    macro_rules! api2_exact {
+        ($v:expr) => {{
+            let t = Instant::now();
+            let mut v = $v;
+            for i in 0..EXACT {
+                v.reserve_exact(1);
+                v.push(black_box(i as u8));
+            }
+            black_box(&v);
+            drop(v);
+            per_op(t, EXACT)
+        }};
+    }
+    run(
+        "vec_reserve_exact_api2",
+        vec![
+            (
+                "fiberalloc",
+                Box::new(|| {
+                    let r = api2_exact!(allocator_api2::vec::Vec::<u8, _>::new_in(&a));
+                    a.reset();
+                    r
+                }),
+            ),
+            (
+                "bump-scope",
+                Box::new(|| {
+                    let r = api2_exact!(allocator_api2::vec::Vec::<u8, _>::new_in(&c));
+                    c.reset();
+                    r
+                }),
+            ),
+            (
+                "blink-alloc",
+                Box::new(|| {
+                    let r = api2_exact!(allocator_api2_04::vec::Vec::<u8, _>::new_in(&d));
+                    d.reset();
+                    r
+                }),
+            ),
+            ("std", Box::new(|| api2_exact!(Vec::<u8>::new()))),
+        ],
+    );
 }

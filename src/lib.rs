@@ -13,8 +13,11 @@
 //! - [`GlobalArena`]: a `#[global_allocator]` that bumps per thread and
 //!   gives memory back.
 //! - [`stack`]: guarded fiber stacks, pooled, for corosensei.
-//! - [`collections::Vec`]: a vector for an arena whose `push` runs at the
-//!   speed of std's (allocator-api2's `Vec` works too, more slowly).
+//! - [`collections`]: `Vec`, `String` and `Box` for an arena under bumpalo's
+//!   names, with the [`vec!`] and [`format!`] macros; with the `alloc_with`
+//!   family, slice fills, `alloc_iter` and `alloc_fmt` on every arena type,
+//!   code written for bumpalo compiles after `use fiberalloc::Arena as
+//!   Bump;` (`docs/from-bumpalo.md`).
 //! - [`policy`]: compile-time choices of checks ([`policy::Fast`],
 //!   [`policy::Safe`], [`policy::Debug`]).
 //!
@@ -22,7 +25,7 @@
 //! use allocator_api2::vec::Vec;
 //! use fiberalloc::Arena;
 //!
-//! let mut arena: Arena = Arena::new();
+//! let mut arena = Arena::new();
 //! let mut v = Vec::new_in(&arena);
 //! v.extend_from_slice(&[1, 2, 3]);
 //! assert_eq!(v.iter().sum::<i32>(), 6);
