@@ -442,7 +442,7 @@ pub fn run() -> std::string::String {
         bump.reset();
     }
     let copied = bump.alloc_slice_copy(&[1u8, 2, 3]);
-    let cloned = bump.alloc_slice_clone(&[std::string::String::from("x")]);
+    let cloned = bump.alloc_slice_clone(&[Value::Int(1), Value::Text("x")]);
     let filled = bump.alloc_slice_fill_copy(2, 7u16);
     report.push_str(&std::format!("{copied:?} {cloned:?} {filled:?}\n"));
     report
