@@ -42,10 +42,12 @@
 mod boxed;
 mod string;
 mod vec;
+mod vec_iter;
 
 pub use boxed::Box;
 pub use string::{FromUtf8Error, String};
-pub use vec::{Drain, IntoIter, Vec};
+pub use vec::Vec;
+pub use vec_iter::{Drain, IntoIter};
 
 /// A collection that can be built from an iterator into an allocator:
 /// bumpalo's `FromIteratorIn`, what [`CollectIn::collect_in`] calls.
