@@ -53,7 +53,9 @@ impl ThreadCache {
         ThreadCache {
             heads: [const { Cell::new(ptr::null_mut()) }; CLASSES],
             bytes: Cell::new(0),
-            limit: Cell::new(CACHE_FLUSH_BYTES),
+            // Set when the thread activates (`Local::activate`): a fresh
+            // thread's state is all zeros (see `thread.rs`).
+            limit: Cell::new(0),
             spent: Cell::new(0),
             ownerless: Cell::new(0),
         }

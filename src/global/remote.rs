@@ -26,6 +26,9 @@ use core::ptr;
 /// flight, which come back soon and let the whole chunk be recycled).
 pub(super) const ADOPT_AFTER: u64 = 2;
 
+/// Most blocks one slow path takes back from pinned chunks.
+pub(super) const ADOPT_PINNED_BATCH: usize = 1024;
+
 /// How a block freed by another thread is kept on a chunk's `xfree` list:
 /// its first word links to the next block, with bit 0 set for a block of
 /// [`GRAIN`] bytes (class 1, with no room for more); a larger block's second
@@ -234,22 +237,23 @@ impl Local {
     #[inline(never)]
     pub(super) fn adopt_pinned(&self, owner: &Owner) -> bool {
         let now = owner.retired.get();
-        let mut any = false;
+        let mut budget = ADOPT_PINNED_BATCH;
         for (slot, at) in owner.pinned.iter().zip(&owner.pinned_at) {
             let chunk = slot.get();
             if chunk.is_null()
                 || now - at.get() < ADOPT_AFTER
                 || self.cache.bytes.get() >= self.cache.limit.get()
+                || budget == 0
             {
                 continue;
             }
-            let (taken, kept) = self.adopt_from(chunk, usize::MAX);
+            let (taken, kept) = self.adopt_from(chunk, budget);
             if !kept {
                 slot.set(ptr::null_mut());
             }
-            any |= taken != 0;
+            budget -= taken;
         }
-        any
+        budget != ADOPT_PINNED_BATCH
     }
 
     /// Takes the blocks on `chunk`'s `xfree` list into the thread cache,

@@ -10,7 +10,7 @@
 //! shared fallback owner.
 
 use super::abandon::abandon;
-use super::cache::ThreadCache;
+use super::cache::{ThreadCache, CACHE_FLUSH_BYTES};
 use super::chunk::GlobalChunk;
 use super::class::SMALL_MAX;
 use super::fork::arm_fork_handlers;
@@ -55,33 +55,103 @@ pub(super) struct Local {
     pub(super) run_tail: [Cell<*mut u8>; 2],
 }
 
-thread_local! {
-    static LOCAL: Local = const {
-        Local {
-            owners: [Owner::new(), Owner::new()],
-            cache: ThreadCache::new(),
-            counters: Counters::new(),
-            state: Cell::new(FRESH),
-            pending: [const { Cell::new(ptr::null_mut()) }; 2],
-            pending_frees: [const { Cell::new(0) }; 2],
-            run_head: [const { Cell::new(ptr::null_mut()) }; 2],
-            run_tail: [const { Cell::new(ptr::null_mut()) }; 2],
-        }
+impl Local {
+    /// A fresh thread's state. Every field is zero (null pointers, zero
+    /// counts, `FRESH`), so the C build can keep it in zeroed TLS (`.tbss`);
+    /// what is not zero for an active thread (the cache's limit) is set by
+    /// [`activate`](Self::activate).
+    #[cfg_attr(
+        all(feature = "c-abi", target_arch = "x86_64", target_os = "linux", not(miri)),
+        allow(dead_code, reason = "the C build's TLS is zeroed memory, which equals this")
+    )]
+    const FRESH: Local = Local {
+        owners: [Owner::new(), Owner::new()],
+        cache: ThreadCache::new(),
+        counters: Counters::new(),
+        state: Cell::new(FRESH),
+        pending: [const { Cell::new(ptr::null_mut()) }; 2],
+        pending_frees: [const { Cell::new(0) }; 2],
+        run_head: [const { Cell::new(ptr::null_mut()) }; 2],
+        run_tail: [const { Cell::new(ptr::null_mut()) }; 2],
     };
 }
 
+#[cfg(not(all(feature = "c-abi", target_arch = "x86_64", target_os = "linux", not(miri))))]
+thread_local! {
+    static LOCAL: Local = const { Local::FRESH };
+}
+
+/// The calling thread's [`Local`], or `Err` when the thread-local cannot be
+/// reached. The closure given to `try_with` only takes the address, so it
+/// is always inlined (a large closure made `try_with` an out-of-line call
+/// on every allocation and free).
+#[cfg(not(all(feature = "c-abi", target_arch = "x86_64", target_os = "linux", not(miri))))]
+#[inline(always)]
+fn local() -> Result<*const Local, ()> {
+    LOCAL.try_with(ptr::from_ref).map_err(|_| ())
+}
+
+// The C library's thread state, in initial-exec TLS. A `thread_local!` in a
+// shared library is reached through a TLS descriptor: a call per `malloc`
+// and per `free` (7% of glibc-bench's simple loop). A variable of the
+// initial-exec model is an offset from the thread pointer, read once from
+// the GOT: two instructions and no call, as mimalloc and glibc's own
+// malloc do it. Stable Rust has no `#[thread_local]` or TLS-model switch,
+// so the variable is declared in assembly: `Local::FRESH` is all zeros,
+// so it lives in `.tbss`. The cost of the model: a library with
+// initial-exec TLS must be loaded at startup (`LD_PRELOAD` or linked in);
+// `dlopen` of it later may fail for want of static TLS space, as for
+// mimalloc's and jemalloc's libraries. Only for the `c-abi` feature on
+// x86-64 Linux, outside Miri; everything else keeps `thread_local!`
+// (which in an executable is an offset from the thread pointer already).
+#[cfg(all(feature = "c-abi", target_arch = "x86_64", target_os = "linux", not(miri)))]
+core::arch::global_asm!(
+    ".pushsection .tbss,\"awT\",@nobits",
+    ".p2align 6",
+    ".globl fiberalloc_thread_local",
+    ".hidden fiberalloc_thread_local",
+    ".type fiberalloc_thread_local,@object",
+    ".size fiberalloc_thread_local,{size}",
+    "fiberalloc_thread_local:",
+    ".zero {size}",
+    ".popsection",
+    size = const core::mem::size_of::<Local>(),
+);
+
+#[cfg(all(feature = "c-abi", target_arch = "x86_64", target_os = "linux", not(miri)))]
+const _: () = assert!(core::mem::align_of::<Local>() <= 64);
+
+/// The calling thread's [`Local`] (initial-exec TLS: never `Err`).
+#[cfg(all(feature = "c-abi", target_arch = "x86_64", target_os = "linux", not(miri)))]
+#[inline(always)]
+fn local() -> Result<*const Local, ()> {
+    let addr: usize;
+    // SAFETY: reads the thread pointer (`%fs:0` holds its own address on
+    // x86-64 Linux) and the variable's offset from it, which the dynamic
+    // loader wrote into the GOT at load time; nothing is written. The
+    // result is the same for every call on a thread, hence `pure`.
+    unsafe {
+        core::arch::asm!(
+            "mov {a}, qword ptr fs:[0]",
+            "add {a}, qword ptr [rip + fiberalloc_thread_local@GOTTPOFF]",
+            a = out(reg) addr,
+            options(pure, readonly, nostack),
+        );
+    }
+    Ok(ptr::without_provenance::<Local>(addr))
+}
+
 /// Runs `f` on the calling thread's [`Local`], or returns `Err` when the
-/// thread-local cannot be reached. The closure given to `try_with` only
-/// takes the address, so it is always inlined (a large closure made
-/// `try_with` an out-of-line call on every allocation and free).
+/// thread-local cannot be reached.
 #[inline(always)]
 pub(super) fn with_local<R>(f: impl FnOnce(&Local) -> R) -> Result<R, ()> {
-    match LOCAL.try_with(ptr::from_ref) {
-        // SAFETY: `LOCAL` is const-initialised and has no destructor, so
-        // its storage stays in place for the whole life of the thread, and
-        // the reference is used only by this thread during this call.
+    match local() {
+        // SAFETY: the state is const-initialised (or zeroed TLS) and has
+        // no destructor, so its storage stays in place for the whole life
+        // of the thread, and the reference is used only by this thread
+        // during this call.
         Ok(l) => Ok(f(unsafe { &*l })),
-        Err(_) => Err(()),
+        Err(()) => Err(()),
     }
 }
 
@@ -125,7 +195,7 @@ impl Local {
 /// # Safety
 /// Called by the C library on the exiting thread; the argument is unused.
 pub(super) unsafe extern "C" fn on_thread_exit(_: *mut c_void) {
-    let _ = LOCAL.try_with(|l| {
+    let _ = with_local(|l| {
         l.leave_cache();
         l.flush_pending();
         for (side, owner) in l.owners.iter().enumerate() {
@@ -180,6 +250,7 @@ impl Local {
             self.state.set(EXITED);
             return false;
         }
+        self.cache.limit.set(CACHE_FLUSH_BYTES);
         let me = ptr::from_ref(&self.counters).cast_mut();
         REGISTRY.with(|r| {
             self.counters.next.store(r.0.cast_mut(), Ordering::Relaxed);
@@ -193,7 +264,7 @@ impl Local {
 /// Gives the calling thread's cached free blocks back to their chunks
 /// ([`GlobalArena::flush_thread_cache`](super::GlobalArena::flush_thread_cache)).
 pub(super) fn flush_cache() {
-    let _ = LOCAL.try_with(|l| {
+    let _ = with_local(|l| {
         if l.state.get() == ACTIVE {
             l.flush_cache();
             l.flush_left_caches();
