@@ -75,5 +75,11 @@ fn freeing_inside_a_block_or_a_chunk_header_aborts() {
 
 #[test]
 fn a_double_free_aborts_with_a_message() {
+    // The thread's last block: the first free gave its place back to the
+    // cursor, so the second finds no block there.
     assert_aborts("double-free", "fiberalloc: free: a pointer fiberalloc did not hand out");
+    // A block waiting in the thread cache, and one on another thread's
+    // run of remote frees: the second free finds the first's mark.
+    assert_aborts("double-free-cached", "fiberalloc: free: a double free");
+    assert_aborts("double-free-remote", "fiberalloc: free: a double free");
 }

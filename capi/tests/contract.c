@@ -358,6 +358,12 @@ static void shadow(void) {
     check(ok, "200,000 random malloc/calloc/realloc/posix_memalign/free against a shadow model");
 }
 
+static void *free_twice(void *p) {
+    free(p);
+    free(p); /* must abort with a message */
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc > 1 && strcmp(argv[1], "invalid-free") == 0) {
@@ -369,6 +375,26 @@ int main(int argc, char **argv) {
         void *p = malloc(40);
         free(p);
         free(p); /* must abort with a message */
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "double-free-cached") == 0) {
+        /* Not the last block: the first free caches it, the second must
+         * find the mark. */
+        void *p = malloc(40), *q = malloc(40);
+        free(p);
+        free(p); /* must abort with a message */
+        free(q);
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "double-free-remote") == 0) {
+        /* Freed twice by a thread that did not allocate it, after the
+         * first free made a run of its own. */
+        void *p = malloc(40);
+        void *keep = malloc(40);
+        pthread_t t;
+        pthread_create(&t, NULL, free_twice, p);
+        pthread_join(t, NULL);
+        free(keep);
         return 0;
     }
     if (argc > 1 && strcmp(argv[1], "interior-free") == 0) {

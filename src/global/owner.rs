@@ -179,6 +179,9 @@ impl Owner {
         if cursor.addr() > self.clean_from.get() {
             self.clean_from.set(cursor.addr());
         }
+        // The C build's class table holds nothing past the cursor.
+        #[cfg(feature = "c-abi")]
+        super::cabi::clear_classes(to, cursor.addr());
         self.cursor.set(to);
     }
 
@@ -311,6 +314,10 @@ impl Owner {
         // SAFETY: HEADER_SIZE is inside the chunk.
         self.cursor.set(unsafe { base.add(HEADER_SIZE) });
         let dirty_end = header.dirty_end.get();
+        // A recycled chunk's class table may still name blocks of its
+        // last use, up to where it was last bumped.
+        #[cfg(feature = "c-abi")]
+        super::cabi::clear_classes(self.cursor.get(), dirty_end);
         self.limit.set(dirty_end);
         self.clean_from.set(dirty_end);
         if dirty_end < base.addr() + CHUNK_SIZE && !self.grow_limit(self.end_of(size, align)) {

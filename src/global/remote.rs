@@ -31,9 +31,16 @@ pub(super) const ADOPT_PINNED_BATCH: usize = 1024;
 
 /// How a block freed by another thread is kept on a chunk's `xfree` list:
 /// its first word links to the next block, with bit 0 set for a block of
-/// [`GRAIN`] bytes (class 1, with no room for more); a larger block's second
-/// word holds its size class.
+/// [`GRAIN`] bytes (class 1, with no room for more); a larger block's
+/// word [`CLASS_WORD`] holds its size class.
 pub(super) struct RemoteList;
+
+/// The word of a remotely freed block that holds its class: the second,
+/// or in the C build the third (its blocks of more than GRAIN bytes have
+/// at least four words; the second holds `free`'s double-free mark,
+/// which the list must not overwrite).
+const CLASS_WORD: usize = if cfg!(feature = "c-abi") { 2 } else { 1 };
+const _: () = assert!((CLASS_WORD + 1) * core::mem::size_of::<usize>() <= 2 * GRAIN);
 
 impl RemoteList {
     /// Writes the links of `ptr`, a block of `size` bytes being freed,
@@ -45,14 +52,15 @@ impl RemoteList {
     #[inline(always)]
     pub(super) unsafe fn link(ptr: *mut u8, size: usize, next: *mut u8) {
         let (class, block) = class_of(size);
-        // SAFETY: the block is at least GRAIN bytes (two words when it is
-        // larger), aligned to GRAIN, and ours again (caller).
+        // SAFETY: the block is at least GRAIN bytes (at least 2 * GRAIN,
+        // so past CLASS_WORD, when it is larger), aligned to GRAIN, and
+        // ours again (caller).
         unsafe {
             if block <= GRAIN {
                 ptr.cast::<*mut u8>().write(next.map_addr(|a| a | 1));
             } else {
                 ptr.cast::<*mut u8>().write(next);
-                ptr.cast::<usize>().add(1).write(class);
+                ptr.cast::<usize>().add(CLASS_WORD).write(class);
             }
         }
     }
@@ -69,8 +77,8 @@ impl RemoteList {
         if next.addr() & 1 != 0 {
             (next.map_addr(|a| a & !1), 1)
         } else {
-            // SAFETY: a block linked without the tag has a second word.
-            (next, unsafe { ptr.cast::<usize>().add(1).read() })
+            // SAFETY: a block linked without the tag has a word CLASS_WORD.
+            (next, unsafe { ptr.cast::<usize>().add(CLASS_WORD).read() })
         }
     }
 

@@ -64,21 +64,23 @@ impl Local {
         all(feature = "c-abi", target_arch = "x86_64", target_os = "linux", not(miri)),
         allow(dead_code, reason = "the C build's TLS is zeroed memory, which equals this")
     )]
-    const FRESH: Local = Local {
-        owners: [Owner::new(), Owner::new()],
-        cache: ThreadCache::new(),
-        counters: Counters::new(),
-        state: Cell::new(FRESH),
-        pending: [const { Cell::new(ptr::null_mut()) }; 2],
-        pending_frees: [const { Cell::new(0) }; 2],
-        run_head: [const { Cell::new(ptr::null_mut()) }; 2],
-        run_tail: [const { Cell::new(ptr::null_mut()) }; 2],
-    };
+    const fn fresh() -> Local {
+        Local {
+            owners: [Owner::new(), Owner::new()],
+            cache: ThreadCache::new(),
+            counters: Counters::new(),
+            state: Cell::new(FRESH),
+            pending: [const { Cell::new(ptr::null_mut()) }; 2],
+            pending_frees: [const { Cell::new(0) }; 2],
+            run_head: [const { Cell::new(ptr::null_mut()) }; 2],
+            run_tail: [const { Cell::new(ptr::null_mut()) }; 2],
+        }
+    }
 }
 
 #[cfg(not(all(feature = "c-abi", target_arch = "x86_64", target_os = "linux", not(miri))))]
 thread_local! {
-    static LOCAL: Local = const { Local::FRESH };
+    static LOCAL: Local = const { Local::fresh() };
 }
 
 /// The calling thread's [`Local`], or `Err` when the thread-local cannot be
@@ -97,7 +99,7 @@ fn local() -> Result<*const Local, ()> {
 // initial-exec model is an offset from the thread pointer, read once from
 // the GOT: two instructions and no call, as mimalloc and glibc's own
 // malloc do it. Stable Rust has no `#[thread_local]` or TLS-model switch,
-// so the variable is declared in assembly: `Local::FRESH` is all zeros,
+// so the variable is declared in assembly: `Local::fresh()` is all zeros,
 // so it lives in `.tbss`. The cost of the model: a library with
 // initial-exec TLS must be loaded at startup (`LD_PRELOAD` or linked in);
 // `dlopen` of it later may fail for want of static TLS space, as for
