@@ -161,14 +161,18 @@ fn freed_mark() -> usize {
 /// Clears the class-table bytes of the granules in `from..to`, a range of
 /// one chunk's data (the bytes past an owner's cursor, which name no
 /// block).
-pub(super) fn clear_classes(from: *mut u8, to: usize) {
+///
+/// # Safety
+/// `from..to` (when not empty) lies inside one registered chunk, past its
+/// header, and no live block starts in it.
+pub(super) unsafe fn clear_classes(from: *mut u8, to: usize) {
     if to <= from.addr() {
         return;
     }
     let first = entry(from);
     let n = (to - from.addr()).div_ceil(GRANULE);
-    // SAFETY: `from..to` lies in one chunk's data, so its table entries
-    // are `n` consecutive bytes of that chunk's table.
+    // SAFETY: `from..to` lies in one chunk's data (caller), so its table
+    // entries are `n` consecutive bytes of that chunk's table.
     unsafe { first.write_bytes(0, n) };
 }
 
