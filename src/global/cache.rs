@@ -95,20 +95,21 @@ impl ThreadCache {
         Some(head)
     }
 
-    /// Keeps `block`, a block of class `class` that another thread freed,
-    /// taken back into use by [`Local::adopt_pinned`] (no credit is spent:
-    /// the cache's limit bounds it).
+    /// Keeps the `len` blocks of class `class` from `head` to `tail`, which
+    /// another thread freed, taken back into use by [`Local::adopt_pinned`]
+    /// (no credit is spent: the cache's limit bounds it).
     ///
     /// # Safety
-    /// `block` is a freed block of `class_size(class)` bytes, aligned to
-    /// GRAIN, counted live in its chunk again, that nothing refers to;
+    /// The blocks are freed blocks of `class_size(class)` bytes, aligned to
+    /// GRAIN, counted live in their chunk again, that nothing refers to,
+    /// linked from `head` to `tail` through their first words (untagged);
     /// `class` is a small class below `CLASSES`.
-    pub(super) unsafe fn push_adopted(&self, block: *mut u8, class: usize) {
+    pub(super) unsafe fn push_adopted_run(&self, head: *mut u8, tail: *mut u8, class: usize, len: usize) {
         let list = self.list(class);
-        // SAFETY: the block is ours (caller) and holds a pointer.
-        unsafe { block.cast::<*mut u8>().write(list.get()) };
-        list.set(block);
-        self.bytes.set(self.bytes.get() + class_size(class));
+        // SAFETY: the tail is ours (caller) and holds a pointer.
+        unsafe { tail.cast::<*mut u8>().write(list.get()) };
+        list.set(head);
+        self.bytes.set(self.bytes.get() + len * class_size(class));
     }
 
     /// Whether a freed block should be kept: while the cache is small, or
@@ -278,7 +279,7 @@ impl Local {
     ///
     /// # Safety
     /// The lists are a cache's (blocks linked by [`ThreadCache::push`] or
-    /// `push_adopted`, each counted live in its chunk), taken from it, and
+    /// `push_adopted_run`, each counted live in its chunk), taken from it, and
     /// nothing else refers to them.
     unsafe fn free_lists_at_exit(&self, heads: &[*mut u8; CLASSES]) {
         for (class, &head) in heads.iter().enumerate() {

@@ -13,8 +13,8 @@
 //! ([`Local::adopt_pinned`]) under a pin of the chunk's count, so that the
 //! chunk cannot be recycled while it does.
 
-use super::chunk::{own_provenance, recycle_retired, GlobalChunk};
-use super::class::{class_of, CLASSES, GRAIN, SMALL_MAX};
+use super::chunk::{own_provenance, recycle_retired, GlobalChunk, CHUNK_SIZE, HEADER_SIZE};
+use super::class::{class_of, class_size, CLASSES, GRAIN, SMALL_MAX};
 use super::owner::Owner;
 use super::thread::Local;
 use crate::sync::Ordering;
@@ -26,87 +26,168 @@ use core::ptr;
 /// flight, which come back soon and let the whole chunk be recycled).
 pub(super) const ADOPT_AFTER: u64 = 2;
 
-/// Most blocks one slow path takes back from pinned chunks.
+/// Blocks one slow path takes back from pinned chunks before it stops
+/// (whole sub-runs: the last one may pass it).
 pub(super) const ADOPT_PINNED_BATCH: usize = 1024;
 
-/// How a block freed by another thread is kept on a chunk's `xfree` list:
-/// its first word links to the next block, with bit 0 set for a block of
-/// [`GRAIN`] bytes (class 1, with no room for more); a larger block's
-/// word [`CLASS_WORD`] holds its size class.
+/// How blocks freed by another thread are kept on a chunk's `xfree` list:
+/// as *sub-runs*, blocks of one size class freed one after another by one
+/// thread, which the owner takes back whole, without visiting their blocks
+/// (each is spliced onto a cache list with one write: `adopt_from`).
+///
+/// Every block's first word links to the next block, with bit 0 set for a
+/// block of [`GRAIN`] bytes (class 1, with no room for more; such a block
+/// is a sub-run of its own). The first block of a sub-run of larger blocks
+/// (its *head*, the block freed last) holds in word [`CLASS_WORD`] a
+/// descriptor: the class, the number of blocks, and the offset in the chunk
+/// of the sub-run's last block (its *tail*, freed first), whose first word
+/// links to the next sub-run. The other blocks' descriptor words are stale.
+/// Within a sub-run the links are plain pointers, as the thread cache's
+/// lists are, so a sub-run is a cache list already.
+///
+/// Only the C build groups blocks ([`SUB_RUNS`]): keeping the descriptor
+/// costs a remote free about a dozen instructions, which the Rust path's
+/// budget does not allow (`scripts/callgrind.sh`). There every block is a
+/// sub-run of its own and its descriptor word holds only its class.
 pub(super) struct RemoteList;
 
-/// The word of a remotely freed block that holds its class: the second,
-/// or in the C build the third (its blocks of more than GRAIN bytes have
-/// at least four words; the second holds `free`'s double-free mark,
-/// which the list must not overwrite).
+/// Whether remote frees are grouped into sub-runs of more than one block.
+pub(super) const SUB_RUNS: bool = cfg!(feature = "c-abi");
+
+/// The word of a remotely freed block that holds its sub-run's descriptor:
+/// the second, or in the C build the third (its blocks of more than GRAIN
+/// bytes have at least four words; the second holds `free`'s double-free
+/// mark, which the list must not overwrite).
 const CLASS_WORD: usize = if cfg!(feature = "c-abi") { 2 } else { 1 };
 const _: () = assert!((CLASS_WORD + 1) * core::mem::size_of::<usize>() <= 2 * GRAIN);
 
+/// The descriptor's fields: the class in its low byte, the count from bit
+/// [`LEN_SHIFT`], the tail's offset in the chunk from bit [`TAIL_SHIFT`].
+const LEN_SHIFT: u32 = 8;
+const TAIL_SHIFT: u32 = 32;
+const _: () = assert!(CLASSES <= 1 << LEN_SHIFT);
+const _: () = assert!(CHUNK_SIZE / GRAIN < 1 << (TAIL_SHIFT - LEN_SHIFT));
+const _: () = assert!(usize::BITS - TAIL_SHIFT >= CHUNK_SIZE.trailing_zeros());
+
+/// A sub-run read back from its head by [`RemoteList::sub_run`].
+pub(super) struct SubRun {
+    pub(super) class: usize,
+    pub(super) len: usize,
+    pub(super) tail: *mut u8,
+    /// The head of the next sub-run, or null.
+    pub(super) next: *mut u8,
+}
+
 impl RemoteList {
-    /// Writes the links of `ptr`, a block of `size` bytes being freed,
-    /// in front of `next`.
+    /// Writes the links of `ptr`, a block of `size` bytes being freed, in
+    /// front of `next`, the head of a list whose first sub-run has the
+    /// descriptor `desc` (0 for none, or one of class 1). Returns the
+    /// descriptor of the list's first sub-run now.
     ///
     /// # Safety
     /// `ptr` is a small block of `block_size(size)` bytes, aligned to GRAIN,
     /// that its user has freed.
     #[inline(always)]
-    pub(super) unsafe fn link(ptr: *mut u8, size: usize, next: *mut u8) {
+    pub(super) unsafe fn link(ptr: *mut u8, size: usize, next: *mut u8, desc: usize) -> usize {
         let (class, block) = class_of(size);
-        // SAFETY: the block is at least GRAIN bytes (at least 2 * GRAIN,
-        // so past CLASS_WORD, when it is larger), aligned to GRAIN, and
-        // ours again (caller).
-        unsafe {
-            if block <= GRAIN {
-                ptr.cast::<*mut u8>().write(next.map_addr(|a| a | 1));
-            } else {
+        if block <= GRAIN {
+            // SAFETY: the block is at least GRAIN bytes, aligned to GRAIN,
+            // and ours again (caller).
+            unsafe { ptr.cast::<*mut u8>().write(next.map_addr(|a| a | 1)) };
+            return 0;
+        }
+        if !SUB_RUNS {
+            // SAFETY: as below.
+            unsafe {
                 ptr.cast::<*mut u8>().write(next);
                 ptr.cast::<usize>().add(CLASS_WORD).write(class);
             }
+            return 0;
         }
+        let desc = if desc & 0xff == class {
+            // One more block of the sub-run `next` heads: the new head.
+            desc + (1 << LEN_SHIFT)
+        } else {
+            // A new sub-run, of this block alone.
+            class | (1 << LEN_SHIFT) | ((ptr.addr() & (CHUNK_SIZE - 1)) << TAIL_SHIFT)
+        };
+        // SAFETY: the block is at least 2 * GRAIN bytes, so past
+        // CLASS_WORD, aligned to GRAIN, and ours again (caller).
+        unsafe {
+            ptr.cast::<*mut u8>().write(next);
+            ptr.cast::<usize>().add(CLASS_WORD).write(desc);
+        }
+        desc
     }
 
-    /// The block after `ptr` and `ptr`'s size class.
+    /// The sub-run that `head` starts, or `None` when its links are not
+    /// ones this allocator wrote (a use after free overwrote them).
     ///
     /// # Safety
-    /// `ptr` was linked by [`link`](Self::link), and the caller has
-    /// acquired that write.
+    /// `head` heads a sub-run of a list linked by [`link`](Self::link) in
+    /// the chunk `chunk`, and the caller has acquired those writes.
     #[inline(always)]
-    pub(super) unsafe fn read(ptr: *mut u8) -> (*mut u8, usize) {
-        // SAFETY: as `link` wrote them (caller).
-        let next = unsafe { ptr.cast::<*mut u8>().read() };
-        if next.addr() & 1 != 0 {
-            (next.map_addr(|a| a & !1), 1)
-        } else {
-            // SAFETY: a block linked without the tag has a word CLASS_WORD.
-            (next, unsafe { ptr.cast::<usize>().add(CLASS_WORD).read() })
+    pub(super) unsafe fn sub_run(head: *mut u8, chunk: *mut GlobalChunk) -> Option<SubRun> {
+        // SAFETY: as `link` wrote it (caller).
+        let first = unsafe { head.cast::<*mut u8>().read() };
+        if first.addr() & 1 != 0 {
+            return Some(SubRun { class: 1, len: 1, tail: head, next: first.map_addr(|a| a & !1) });
         }
+        // SAFETY: a block linked without the tag has a word CLASS_WORD.
+        let desc = unsafe { head.cast::<usize>().add(CLASS_WORD).read() };
+        if !SUB_RUNS {
+            // The class alone, of a block alone.
+            if desc <= 1 || desc >= CLASSES {
+                return None;
+            }
+            return Some(SubRun { class: desc, len: 1, tail: head, next: first });
+        }
+        let class = desc & 0xff;
+        let len = (desc >> LEN_SHIFT) & ((1 << (TAIL_SHIFT - LEN_SHIFT)) - 1);
+        let offset = desc >> TAIL_SHIFT;
+        if class <= 1
+            || class >= CLASSES
+            || len == 0
+            || len > CHUNK_SIZE / class_size(class)
+            || !(HEADER_SIZE..CHUNK_SIZE).contains(&offset)
+            || !offset.is_multiple_of(GRAIN)
+        {
+            return None;
+        }
+        let tail = if len == 1 {
+            head
+        } else {
+            // The tail's address, with the provenance of the chunk (the
+            // list's pointers carry it: `own_provenance`).
+            head.with_addr(chunk.addr() + offset)
+        };
+        // SAFETY: the tail was linked by `link` (its first word, untagged:
+        // a block of the sub-run's class) and acquired with the rest.
+        let next = unsafe { tail.cast::<*mut u8>().read() };
+        Some(SubRun { class, len, tail, next })
     }
 
     /// The last block of the list that starts at `head`, or `None` when a
-    /// link on the way is not one this allocator wrote (a use after free
-    /// overwrote it).
+    /// link on the way is not one this allocator wrote.
     ///
     /// # Safety
-    /// As for [`read`](Self::read), for every block of the list.
-    pub(super) unsafe fn tail(head: *mut u8) -> Option<*mut u8> {
-        let mut tail = head;
+    /// As for [`sub_run`](Self::sub_run), for every sub-run of the list.
+    pub(super) unsafe fn tail(head: *mut u8, chunk: *mut GlobalChunk) -> Option<*mut u8> {
+        let mut head = head;
         loop {
             // SAFETY: the caller's.
-            let (next, class) = unsafe { Self::read(tail) };
-            if class == 0 || class >= CLASSES {
-                return None;
+            let run = unsafe { Self::sub_run(head, chunk) }?;
+            if run.next.is_null() {
+                return Some(run.tail);
             }
-            if next.is_null() {
-                return Some(tail);
-            }
-            tail = next;
+            head = run.next;
         }
     }
 
     /// Points the last block of a list, `tail`, at `next` (keeping its tag).
     ///
     /// # Safety
-    /// As for [`read`](Self::read), and nothing else reads `tail` now.
+    /// As for [`sub_run`](Self::sub_run), and nothing else reads `tail` now.
     #[inline(always)]
     pub(super) unsafe fn set_next(tail: *mut u8, next: *mut u8) {
         // SAFETY: the caller's.
@@ -215,8 +296,14 @@ impl Local {
     #[inline(always)]
     unsafe fn link_into_run(&self, side: usize, ptr: *mut u8, size: usize) {
         let head = self.run_head[side].get();
-        // SAFETY: the caller's.
-        unsafe { RemoteList::link(ptr, size, head) };
+        if SUB_RUNS {
+            // SAFETY: the caller's.
+            let desc = unsafe { RemoteList::link(ptr, size, head, self.run_desc[side].get()) };
+            self.run_desc[side].set(desc);
+        } else {
+            // SAFETY: the caller's.
+            unsafe { RemoteList::link(ptr, size, head, 0) };
+        }
         let block = own_provenance(ptr);
         if head.is_null() {
             self.run_tail[side].set(block);
@@ -259,14 +346,16 @@ impl Local {
             if !kept {
                 slot.set(ptr::null_mut());
             }
-            budget -= taken;
+            // A sub-run is taken whole, so `taken` may pass the budget.
+            budget = budget.saturating_sub(taken);
         }
         budget != ADOPT_PINNED_BATCH
     }
 
     /// Takes the blocks on `chunk`'s `xfree` list into the thread cache,
-    /// up to the cache's limit and at most `max` of them, under a pin of
-    /// the chunk's count. Returns
+    /// a sub-run at a time while the cache is under its limit and fewer
+    /// than `max` are taken (so past either by at most a sub-run, which
+    /// lies in the chunk), under a pin of the chunk's count. Returns
     /// how many it took, and whether the chunk is still retired and kept by
     /// live blocks (else it was recycled, or owned again, and is to be
     /// forgotten; if the pin was the last live block, this recycles it).
@@ -288,21 +377,22 @@ impl Local {
         let mut taken = 0;
         let mut corrupt = false;
         while !block.is_null() && taken < max && self.cache.bytes.get() < self.cache.limit.get() {
-            // SAFETY: a block on the list was linked by a thread that freed
-            // it, and the swap acquired that.
-            let (next, class) = unsafe { RemoteList::read(block) };
-            if class == 0 || class >= CLASSES {
-                // Not a link this allocator wrote (a use after free
-                // overwrote it): leave the rest alone.
+            // SAFETY: the list's sub-runs were linked by threads that freed
+            // their blocks, and the swap acquired that.
+            let Some(run) = (unsafe { RemoteList::sub_run(block, chunk) }) else {
+                // Not links this allocator wrote (a use after free
+                // overwrote them): leave the rest alone.
                 corrupt = true;
                 break;
-            }
-            // SAFETY: a freed block of this chunk of `class_size(class)`
-            // bytes, aligned to GRAIN; the pin keeps the chunk unrecycled,
-            // and `count.adopt` below counts it live again.
-            unsafe { self.cache.push_adopted(block, class) };
-            taken += 1;
-            block = next;
+            };
+            // SAFETY: the sub-run's blocks are freed blocks of this chunk
+            // of `class_size(run.class)` bytes, aligned to GRAIN, linked
+            // `block` to `run.tail` with plain pointers; the pin keeps the
+            // chunk unrecycled, and `count.adopt` below counts them live
+            // again.
+            unsafe { self.cache.push_adopted_run(block, run.tail, run.class, run.len) };
+            taken += run.len;
+            block = run.next;
         }
         // Release: publishes the links (acquired by the swap) on to the
         // next adopter. Relaxed on failure: nothing was read.
@@ -319,7 +409,7 @@ impl Local {
             // (the common case) and now holds them; else another thread has
             // spliced onto it since, and they are spliced in front.
             // SAFETY: the rest of the list the swap took, acquired.
-            if let Some(tail) = unsafe { RemoteList::tail(block) } {
+            if let Some(tail) = unsafe { RemoteList::tail(block, chunk) } {
                 // SAFETY: the blocks were linked by `RemoteList::link`, lie
                 // in this chunk, and count as freed; the pin keeps the
                 // chunk from being recycled meanwhile.
@@ -354,6 +444,9 @@ impl Local {
         let n = self.pending_frees[side].replace(0);
         let head = self.run_head[side].replace(ptr::null_mut());
         let tail = self.run_tail[side].replace(ptr::null_mut());
+        if SUB_RUNS {
+            self.run_desc[side].set(0);
+        }
         if !chunk.is_null() {
             if !head.is_null() {
                 // SAFETY: the run's blocks were linked by `count_remote`,

@@ -53,6 +53,9 @@ pub(super) struct Local {
     /// `xfree` list when the run is counted.
     pub(super) run_head: [Cell<*mut u8>; 2],
     pub(super) run_tail: [Cell<*mut u8>; 2],
+    /// The descriptor of each run list's first sub-run (see `RemoteList`),
+    /// or 0.
+    pub(super) run_desc: [Cell<usize>; 2],
 }
 
 impl Local {
@@ -74,6 +77,7 @@ impl Local {
             pending_frees: [const { Cell::new(0) }; 2],
             run_head: [const { Cell::new(ptr::null_mut()) }; 2],
             run_tail: [const { Cell::new(ptr::null_mut()) }; 2],
+            run_desc: [const { Cell::new(0) }; 2],
         }
     }
 }
