@@ -97,7 +97,8 @@ impl RemoteList {
             return 0;
         }
         if !SUB_RUNS {
-            // SAFETY: as below.
+            // SAFETY: the block is at least 2 * GRAIN bytes, so past
+            // CLASS_WORD, aligned to GRAIN, and ours again (caller).
             unsafe {
                 ptr.cast::<*mut u8>().write(next);
                 ptr.cast::<usize>().add(CLASS_WORD).write(class);
@@ -301,7 +302,8 @@ impl Local {
             let desc = unsafe { RemoteList::link(ptr, size, head, self.run_desc[side].get()) };
             self.run_desc[side].set(desc);
         } else {
-            // SAFETY: the caller's.
+            // SAFETY: `ptr` is a small freed block of a cacheable layout
+            // (the caller's), as `link` requires; 0 is its "no sub-run".
             unsafe { RemoteList::link(ptr, size, head, 0) };
         }
         let block = own_provenance(ptr);
