@@ -71,15 +71,25 @@ fn freeing_a_pointer_never_handed_out_aborts_with_a_message() {
 fn freeing_inside_a_block_or_a_chunk_header_aborts() {
     assert_aborts("interior-free", "fiberalloc: free: a pointer fiberalloc did not hand out");
     assert_aborts("header-free", "fiberalloc: free: a pointer fiberalloc did not hand out");
+    assert_aborts("chunk-start-free", "fiberalloc: free: a pointer fiberalloc did not hand out");
 }
 
 #[test]
 fn a_double_free_aborts_with_a_message() {
-    // The thread's last block: the first free gave its place back to the
-    // cursor, so the second finds no block there.
-    assert_aborts("double-free", "fiberalloc: free: a pointer fiberalloc did not hand out");
-    // A block waiting in the thread cache, and one on another thread's
-    // run of remote frees: the second free finds the first's mark.
+    // The thread's last block (the first free gave its place back to the
+    // cursor), a block waiting in the thread cache, and one on another
+    // thread's run of remote frees: the second free finds the first's
+    // mark in the header.
+    assert_aborts("double-free", "fiberalloc: free: a double free");
     assert_aborts("double-free-cached", "fiberalloc: free: a double free");
     assert_aborts("double-free-remote", "fiberalloc: free: a double free");
+    assert_aborts("double-realloc", "fiberalloc: realloc: a double free");
+}
+
+#[test]
+fn a_stale_pointer_into_reused_memory_aborts() {
+    // Two blocks freed (the cursor moves back over both), a larger block
+    // bumped over them and zeroed: the second block's pointer now has no
+    // header before it.
+    assert_aborts("stale-free", "fiberalloc: free: a pointer fiberalloc did not hand out");
 }

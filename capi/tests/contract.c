@@ -397,17 +397,44 @@ int main(int argc, char **argv) {
         free(keep);
         return 0;
     }
+    if (argc > 1 && strcmp(argv[1], "double-realloc") == 0) {
+        void *p = malloc(40), *q = malloc(40);
+        free(p);
+        p = realloc(p, 80); /* must abort with a message */
+        free(q);
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "stale-free") == 0) {
+        char *a = malloc(8), *b = malloc(8);
+        free(b);
+        free(a);
+        char *c = malloc(40);
+        if (c != a) {
+            printf("the larger block did not take the freed place: %p, %p\n", (void *)a, (void *)c);
+            return 1;
+        }
+        memset(c, 0, 40);
+        free(b); /* its header is zeroed user data now: must abort */
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "interior-free") == 0) {
         char *p = malloc(64);
         free(p + 16); /* inside a block, not its start: must abort */
         return 0;
     }
     if (argc > 1 && strcmp(argv[1], "header-free") == 0) {
-        /* Inside the chunk's header and class table (the chunk is the
-         * 2 MiB-aligned region holding a small block): must abort. */
+        /* Inside the chunk's header or past it, where no block starts
+         * (the chunk is the 2 MiB-aligned region holding a small block):
+         * must abort. */
         char *p = malloc(64);
         char *chunk = (char *)((uintptr_t)p & ~(uintptr_t)((2 << 20) - 1));
-        free(chunk + 4096);
+        free(chunk + 64);
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "chunk-start-free") == 0) {
+        /* The chunk's very start: no word before it to read. */
+        char *p = malloc(64);
+        free((char *)((uintptr_t)p & ~(uintptr_t)((2 << 20) - 1)));
         return 0;
     }
     loaded();

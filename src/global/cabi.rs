@@ -2,35 +2,47 @@
 //! block's size from its pointer alone (built only with the `c-abi`
 //! feature, for the `fiberalloc-malloc` crate in `capi/`).
 //!
-//! `free` is given no size, so each block's size class is written down
-//! when the block is handed out, where `free` finds it in O(1):
+//! `free` is given no size, so each block carries it, where `free` finds
+//! it in O(1):
 //!
-//! - **Small blocks** (bumped from a chunk): every chunk of the C build
-//!   carries a *class table* right after its header, one byte per
-//!   `GRANULE` (16 bytes) of the chunk (`CHUNK_SIZE / 16` bytes, 128 KiB, taken from
-//!   the chunk's data: `HEADER_SIZE` is larger in this build). The byte at
-//!   a block's first granule holds its size class (never 0). In this build
-//!   `GRAIN` is 16, so every block starts on a granule and is aligned to
-//!   `max_align_t`. The table costs one byte store per allocation, resident
-//!   at one page per 64 KiB of blocks.
+//! - **Small blocks** (bumped from a chunk) start with a 16-byte prefix:
+//!   the pointer handed out is the block's start plus [`PREFIX`] (or plus
+//!   the alignment, for `memalign` of more than 16), so it is aligned to
+//!   `max_align_t` (`GRAIN` is 16 in this build). The word just before the
+//!   pointer is its *header*: the block's size class and its offset from
+//!   the block's start, mixed with a key derived from the pointer's own
+//!   address ([`key`]). `free` reads the header on the same cache line as
+//!   the block it is about to link into a free list: one line, where a
+//!   side table of classes cost a second line per `free` and per `malloc`
+//!   (larson's frees spent 39% of their time waiting on it).
 //! - **Which chunks exist**: a bitmap with one bit per `CHUNK_SIZE` of the
 //!   47-bit address space (a zeroed static of 8 MiB, of which only the
 //!   pages over the chunks' addresses are touched), set when a chunk is
 //!   mapped.
-//!   Chunks are never unmapped, so a bit is never cleared.
+//!   Chunks are never unmapped, so a bit is never cleared. `free` reads a
+//!   header only inside a registered chunk, past its first 16 bytes, so
+//!   the read never faults.
 //! - **Large blocks** (a mapping each) are recorded in a hash table of
 //!   their own (address to size and alignment) under a spin lock: they are
 //!   at least 256 KiB, so the lock is taken rarely.
 //!
-//! A pointer that is none of these (not in a chunk, or in a chunk but at no
-//! block's start, or not a recorded large block) was not handed out here:
-//! [`free`] reports it with one `write(2)` and aborts, as glibc does for an
-//! invalid pointer, rather than corrupt a list with it.
+//! `free` marks the header freed (it keeps the key: the free lists link
+//! blocks through their first word, and a run's descriptor sits in their
+//! third, so the header, the second, survives), so that a second `free`
+//! of the block is reported as a double free while the block waits to be
+//! reused. A pointer that is none of these (not in a chunk, or in a chunk
+//! but with no header before it, or not a recorded large block) was not
+//! handed out here: [`free`] reports it with one `write(2)` and aborts, as
+//! glibc does for an invalid pointer, rather than corrupt a list with it.
+//! The key has its top bit set, so no pointer and no small number (what a
+//! free list or a zeroed page holds) passes for a header; a pointer inside
+//! a live block passes only if its user wrote, 8 bytes before it, the key
+//! of that address, which depends on where the library was loaded.
 //!
 //! The Rust `GlobalAlloc` path does none of this (it is given the layout),
 //! and without the feature none of it is compiled.
 
-use super::chunk::{GlobalChunk, CHUNK_SIZE, HEADER_SIZE};
+use super::chunk::{GlobalChunk, CHUNK_SIZE};
 use super::class::{class_of, class_size, is_large, GRAIN, LARGE_THRESHOLD};
 use super::large::{large_alloc, large_free, large_realloc};
 use super::track::LiveTable;
@@ -40,22 +52,22 @@ use crate::{align, sys};
 use core::alloc::Layout;
 use core::ptr;
 
-/// Bytes of chunk per class-table entry.
-pub(super) const GRANULE: usize = 16;
-/// Where a chunk's class table starts (just after the `GlobalChunk`).
-pub(super) const TABLE_OFFSET: usize = 128;
-/// Bytes of a chunk's class table.
-pub(super) const TABLE_BYTES: usize = CHUNK_SIZE / GRANULE;
+/// Bytes between a block's start and the pointer handed out (for the
+/// alignments up to 16): the header word and one word unused while the
+/// block is live (the free lists' link when it is not).
+pub(super) const PREFIX: usize = 16;
+/// `log2(PREFIX)`: the offset field of an ordinary block's header.
+const PREFIX_SHIFT: usize = PREFIX.trailing_zeros() as usize;
+/// The header's flag of a freed block.
+const FREED: usize = 1 << 14;
 
-const _: () = assert!(GRAIN == GRANULE, "every block must start on a granule");
-const _: () = assert!(core::mem::size_of::<GlobalChunk>() <= TABLE_OFFSET);
-const _: () = assert!(TABLE_OFFSET + TABLE_BYTES <= HEADER_SIZE);
+const _: () = assert!(GRAIN == PREFIX, "blocks and pointers are aligned to max_align_t");
 const _: () = assert!(super::class::CLASSES <= 256, "a class fits in a byte");
+const _: () = assert!(super::class::MAX_CHUNK_ALIGN.trailing_zeros() < 64, "a shift fits in 6 bits");
 
-/// Block size by table byte: `class_size` of each class, 0 for a byte that
-/// is no class (0, which marks a granule that starts no live block, and
-/// bytes past the last class). One load where `class_size` is a branch
-/// and a shift.
+/// Block size by class: `class_size` of each class, 0 for a byte that is
+/// no class (0, and bytes past the last class). One load where
+/// `class_size` is a branch and a shift.
 static BLOCK_OF: [u32; 256] = {
     let mut t = [0u32; 256];
     let mut class = 1;
@@ -65,6 +77,34 @@ static BLOCK_OF: [u32; 256] = {
     }
     t
 };
+
+/// The key mixed into the header before the pointer `p`: `p` itself, mixed
+/// with the address of a static (so different in every run under ASLR)
+/// and a constant with the top bit set. An address is below 2^47, so the
+/// key's top bit is always set: a header read back as `h ^ key(p)` is
+/// small only if the header was written for this very address.
+#[inline(always)]
+fn key(p: usize) -> usize {
+    static ANCHOR: u8 = 0;
+    p ^ ptr::from_ref(&ANCHOR).addr() ^ 0x9e37_79b9_7f4a_7c15
+}
+
+/// Writes the header of a live small block of `class` that starts at
+/// `start` and is handed out at `start + (1 << shift)`; returns that
+/// pointer.
+///
+/// # Safety
+/// `start` is a live small block's start, of at least `(1 << shift) + 1`
+/// bytes, `shift >= 4`.
+#[inline(always)]
+unsafe fn put_header(start: *mut u8, class: usize, shift: usize) -> *mut u8 {
+    // SAFETY: the block has more than `1 << shift` bytes (caller).
+    let p = unsafe { start.add(1 << shift) };
+    // SAFETY: the word before `p` lies in the block (`1 << shift >= 16`),
+    // aligned to 8 (`p` is aligned to 16).
+    unsafe { p.cast::<usize>().sub(1).write(key(p.addr()) ^ (class | shift << 8)) };
+    p
+}
 
 /// Address bits covered by the chunk bitmap.
 const ADDRESS_BITS: u32 = 47;
@@ -86,7 +126,7 @@ pub(super) fn register_chunk(chunk: *mut GlobalChunk) -> bool {
     let index = chunk.addr() / CHUNK_SIZE;
     let Some(word) = CHUNK_MAP.get(index / 64) else { return false };
     // Release: a thread that sees the bit (Acquire in `is_chunk`) sees
-    // the chunk's header and zeroed table written before.
+    // the chunk's header written before.
     word.fetch_or(1 << (index % 64), Ordering::Release);
     true
 }
@@ -102,92 +142,27 @@ fn is_chunk(addr: usize) -> bool {
     }
 }
 
-/// The class-table entry of the granule at `ptr`, a pointer into a chunk.
-#[inline(always)]
-fn entry(ptr: *mut u8) -> *mut u8 {
-    let chunk = super::chunk::chunk_of(ptr).cast::<u8>();
-    let granule = (ptr.addr() - chunk.addr()) / GRANULE;
-    // SAFETY: `granule < TABLE_BYTES`, so the entry lies in the chunk's
-    // class table, inside the chunk.
-    unsafe { chunk.add(TABLE_OFFSET + granule) }
-}
-
-/// Records the class of a small block just handed out, and clears its
-/// freed mark.
-#[inline(always)]
-fn note_small(p: *mut u8, size: usize) {
-    note_class(p, class_of(size).0);
-}
-
-/// [`note_small`] with the class worked out. The table byte is written
-/// only when it changes: a block handed out again from a thread cache
-/// has its class's byte already (`free` leaves it), and not writing it
-/// keeps the table's lines shared between the cores that read them: a
-/// `free` that cleared the byte made larson's frees wait on a line another
-/// core had written (78% of their cycles; 1.5x slower than now).
-#[inline(always)]
-fn note_class(p: *mut u8, class: usize) {
-    set_class(p, class);
-    // SAFETY: `p` is a live small block, at least 16 bytes, just handed
-    // out: its second word is its own.
-    unsafe { p.cast::<usize>().add(1).write(0) };
-}
-
-/// Writes the class of the small block at `p` into the table, if it
-/// changed.
-#[inline(always)]
-fn set_class(p: *mut u8, class: usize) {
-    // SAFETY: `p` is a live small block, so it lies in a chunk; the table
-    // byte of its first granule is this block's.
-    unsafe {
-        let e = entry(p);
-        if e.read() != class as u8 {
-            e.write(class as u8);
-        }
-    }
-}
-
-/// What `free` writes into a small block's second word, and the mark of a
-/// double free when it finds it there: a value no program writes by
-/// chance (the address of a static, so different in every run under
-/// ASLR, rotated and mixed with a constant). `malloc` clears the word, so
-/// a live block never holds it unless its user wrote it.
-#[inline(always)]
-fn freed_mark() -> usize {
-    static ANCHOR: u8 = 0;
-    ptr::from_ref(&ANCHOR).addr().rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15
-}
-
-/// Clears the class-table bytes of the granules in `from..to`, a range of
-/// one chunk's data (the bytes past an owner's cursor, which name no
-/// block).
-///
-/// # Safety
-/// `from..to` (when not empty) lies inside one registered chunk, past its
-/// header, and no live block starts in it.
-pub(super) unsafe fn clear_classes(from: *mut u8, to: usize) {
-    if to <= from.addr() {
-        return;
-    }
-    let first = entry(from);
-    let n = (to - from.addr()).div_ceil(GRANULE);
-    // SAFETY: `from..to` lies in one chunk's data (caller), so its table
-    // entries are `n` consecutive bytes of that chunk's table.
-    unsafe { first.write_bytes(0, n) };
-}
-
 /// `malloc`: a block of `size` bytes aligned to 16 (`max_align_t`); null
 /// when memory runs out or the size overflows. The common case (a small
 /// block) inline, with no stack frame of its own: every other case is a
 /// tail call.
 #[inline(always)]
 pub fn malloc16(size: usize) -> *mut u8 {
-    if size <= LARGE_THRESHOLD {
-        // `malloc(0)` is a unique block: a byte's (`GlobalAlloc` is never
-        // asked for 0 bytes). Every block starts on a GRAIN of 16, so
-        // alignment 1 is as good as 16.
-        let size = size.max(1);
-        return GlobalArena::alloc_small_noting(size, 1, false, note_class);
+    if size <= LARGE_THRESHOLD - PREFIX {
+        // `malloc(0)` is a unique block: its prefix and a byte
+        // (`GlobalAlloc` is never asked for 0 bytes). Every block starts
+        // on a GRAIN of 16, so alignment 1 is as good as 16.
+        let start = GlobalArena::alloc_small_noting(size.max(1) + PREFIX, 1, false, |start, class| {
+            // SAFETY: a live block just handed out, of more than PREFIX
+            // bytes.
+            unsafe { put_header(start, class, PREFIX_SHIFT) };
+        });
+        if start.is_null() {
+            return start;
+        }
+        // The header is written (by the note); the pointer is PREFIX on.
+        // SAFETY: the block has more than PREFIX bytes.
+        return unsafe { start.add(PREFIX) };
     }
     malloc(size, GRAIN, false)
 }
@@ -199,23 +174,34 @@ pub fn malloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     let align = align.max(GRAIN);
     // As in `malloc16`.
     let size = size.max(1);
-    let Ok(layout) = Layout::from_size_align(size, align) else { return ptr::null_mut() };
-    if is_large(size, align) {
-        let p = large_alloc(size, align, zero);
-        if !p.is_null() && !LARGE.with(|t| t.insert(p.addr(), size | (align.trailing_zeros() as usize) << 56))
-        {
-            // Unrecorded, `free` could not find it: give it back.
-            // SAFETY: the block just mapped, unused.
-            unsafe { large_free(p, size, align) };
-            return ptr::null_mut();
+    // A small block is preceded by its header, in the `align` bytes (at
+    // least PREFIX) before the pointer.
+    let total = size.checked_add(align);
+    match total {
+        Some(total) if !is_large(total, align) => {
+            let Ok(layout) = Layout::from_size_align(total, align) else { return ptr::null_mut() };
+            let start = GlobalArena::alloc_layout(layout, zero);
+            if start.is_null() {
+                return start;
+            }
+            // SAFETY: a live small block of `total` bytes, more than
+            // `align`, just handed out; `align >= 16`.
+            unsafe { put_header(start, class_of(total).0, align.trailing_zeros() as usize) }
         }
-        return p;
+        _ => {
+            let Ok(_) = Layout::from_size_align(size, align) else { return ptr::null_mut() };
+            let p = large_alloc(size, align, zero);
+            if !p.is_null()
+                && !LARGE.with(|t| t.insert(p.addr(), size | (align.trailing_zeros() as usize) << 56))
+            {
+                // Unrecorded, `free` could not find it: give it back.
+                // SAFETY: the block just mapped, unused.
+                unsafe { large_free(p, size, align) };
+                return ptr::null_mut();
+            }
+            p
+        }
     }
-    let p = GlobalArena::alloc_layout(layout, zero);
-    if !p.is_null() {
-        note_small(p, size);
-    }
-    p
 }
 
 /// The allocator's statistics (`GlobalArena::stats`), for the C library's
@@ -239,46 +225,100 @@ pub fn malloc_pages(size: usize) -> *mut u8 {
     }
 }
 
+/// A small block, as its header describes it.
+#[derive(Clone, Copy)]
+struct Small {
+    /// Where the block starts.
+    start: *mut u8,
+    /// Its size class.
+    class: usize,
+    /// Its size (its class's).
+    block: usize,
+    /// `log2` of the pointer's offset from `start`.
+    shift: usize,
+}
+
+impl Small {
+    /// Bytes usable from the pointer on.
+    fn usable(self) -> usize {
+        self.block - (1 << self.shift)
+    }
+}
+
 /// What a pointer handed to `free` is.
 enum Block {
-    /// A small block of this block size.
-    Small(usize),
+    Small(Small),
     /// A large block of this size and alignment.
     Large(usize, usize),
 }
 
-/// The class and block size of the small block that starts at `p`, or
-/// `None` when `p` is no small block's start (null, a large block, or a
-/// pointer this library never handed out): a bitmap word, a table byte and
-/// [`BLOCK_OF`].
+/// What the header before `p` says.
+enum Header {
+    /// A live small block.
+    Live(Small),
+    /// A small block freed already.
+    Freed,
+    /// No header: `p` is no small block's pointer.
+    None,
+}
+
+/// Reads the header before `p`: a bitmap word, and the word before `p`
+/// (on the line `free` links the block through).
 #[inline(always)]
-fn small_class(p: *mut u8) -> Option<(usize, usize)> {
+fn header(p: *mut u8) -> Header {
     let addr = p.addr();
-    // No test that `p` lies past the chunk's header: the table bytes of the
-    // header's granules (the table's own first bytes) are never written, so
-    // they read 0, which is no class.
-    if is_chunk(addr) && align::is_aligned(addr, GRANULE) {
-        // SAFETY: a pointer into a registered chunk's data.
-        let class = unsafe { entry(p).read() } as usize;
-        let block = BLOCK_OF[class] as usize;
-        if block != 0 {
-            return Some((class, block));
+    // Aligned to 16 and at least 16 bytes into a registered chunk: the
+    // word before `p` is in the chunk, readable.
+    if is_chunk(addr) && align::is_aligned(addr, PREFIX) && !addr.is_multiple_of(CHUNK_SIZE) {
+        // SAFETY: a word of a registered chunk, which stays mapped.
+        let d = unsafe { p.cast::<usize>().sub(1).read() } ^ key(addr);
+        if d < FREED {
+            // (`d < FREED`, so `shift < 64`.)
+            let (class, shift) = (d & 0xff, d >> 8);
+            return Header::Live(Small {
+                // The offset is at most MAX_CHUNK_ALIGN, inside the chunk.
+                // (A class past the last, block size 0, would take a header
+                // forged with the key: only the library writes one.)
+                start: p.wrapping_sub(1 << shift),
+                class,
+                block: BLOCK_OF[class] as usize,
+                shift,
+            });
+        }
+        if d < 2 * FREED {
+            return Header::Freed;
         }
     }
-    None
+    Header::None
 }
 
-/// Finds the block `p` starts, or reports the pointer and aborts. The
-/// small-block half is inline: a bitmap word and a table byte.
+/// Flips the freed mark in the header before `p` (marks a live block
+/// freed, or undoes that).
+///
+/// # Safety
+/// `p` is the pointer of a small block whose header [`header`] read, not
+/// freed since.
 #[inline(always)]
-fn lookup(p: *mut u8, what: &[u8]) -> Block {
-    match small_class(p) {
-        Some((_, block)) => Block::Small(block),
-        None => lookup_large(p, what),
+unsafe fn mark_freed(p: *mut u8) {
+    // SAFETY: the header word of a live block (caller).
+    unsafe {
+        let h = p.cast::<usize>().sub(1);
+        h.write(h.read() ^ FREED);
     }
 }
 
-/// [`lookup`] of a pointer that is no small block's start.
+/// Finds the block `p` points to, or reports the pointer and aborts. The
+/// small-block half is inline: a bitmap word and the header.
+#[inline(always)]
+fn lookup(p: *mut u8, what: &[u8]) -> Block {
+    match header(p) {
+        Header::Live(b) => Block::Small(b),
+        Header::Freed => double_free(what),
+        Header::None => lookup_large(p, what),
+    }
+}
+
+/// [`lookup`] of a pointer that is no small block's.
 #[cold]
 #[inline(never)]
 fn lookup_large(p: *mut u8, what: &[u8]) -> Block {
@@ -293,8 +333,10 @@ fn lookup_large(p: *mut u8, what: &[u8]) -> Block {
 
 #[cold]
 #[inline(never)]
-fn double_free() -> ! {
-    sys::fatal(b"fiberalloc: free: a double free (the block is free already)\n")
+fn double_free(what: &[u8]) -> ! {
+    sys::write_stderr(b"fiberalloc: ");
+    sys::write_stderr(what);
+    sys::fatal(b": a double free (the block is free already)\n")
 }
 
 #[cold]
@@ -314,24 +356,13 @@ fn invalid(what: &[u8]) -> ! {
 /// again.
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) {
-    if let Some((class, block)) = small_class(p) {
-        // Marked free in its second word, so that a second `free` of the
-        // block is caught while it waits in a thread cache (a remote
-        // free's list link may overwrite the mark; `malloc` clears it).
-        let mark = freed_mark();
-        // SAFETY: `p` is a small block's start (`small_class`), of at
-        // least 16 bytes.
-        let second = unsafe { p.cast::<usize>().add(1) };
-        // SAFETY: as above.
-        if unsafe { second.read() } == mark {
-            double_free()
-        }
-        // SAFETY: as above.
-        unsafe { second.write(mark) };
+    if let Header::Live(b) = header(p) {
+        // SAFETY: the header `header` just read.
+        unsafe { mark_freed(p) };
         // SAFETY: a live small block of its class's size (at most
         // LARGE_THRESHOLD, so small, and GRAIN-aligned), which is the
         // class of that size.
-        unsafe { GlobalArena::free_small_class(p, block, 1, || (class, block)) };
+        unsafe { GlobalArena::free_small_class(b.start, b.block, 1, || (b.class, b.block)) };
         return;
     }
     if !p.is_null() {
@@ -340,8 +371,9 @@ pub unsafe fn free(p: *mut u8) {
     }
 }
 
-/// [`free`] of a pointer that is no small block's start: a large block, or
-/// one this library never handed out (reported, and the process aborts).
+/// [`free`] of a pointer that is no live small block's: a large block, or
+/// one this library never handed out or freed already (reported, and the
+/// process aborts).
 ///
 /// # Safety
 /// As for [`free`], with `p` not null.
@@ -349,8 +381,8 @@ pub unsafe fn free(p: *mut u8) {
 #[inline(never)]
 unsafe fn free_other(p: *mut u8) {
     match lookup(p, b"free") {
-        // (A small block reaches here only if its table byte changed
-        // between the two reads: a double free racing with a reuse.)
+        // (A small block reaches here only if its header changed between
+        // the two reads: a double free racing with a reuse.)
         Block::Small(_) => invalid(b"free"),
         Block::Large(size, align) => {
             LARGE.with(|t| t.remove(p.addr()));
@@ -369,7 +401,7 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
         return 0;
     }
     match lookup(p, b"malloc_usable_size") {
-        Block::Small(block) => block,
+        Block::Small(b) => b.usable(),
         Block::Large(size, _) => align::round_up(size, sys::page_size()),
     }
 }
@@ -388,18 +420,27 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         return ptr::null_mut();
     }
     match lookup(p, b"realloc") {
-        Block::Small(block) if !is_large(size, GRAIN) => {
-            // SAFETY: a live small block of `block` bytes (its class).
-            let q =
-                unsafe { GlobalArena::realloc_raw(p, Layout::from_size_align_unchecked(block, GRAIN), size) };
-            if !q.is_null() {
-                // Resized in place or moved (the contents copied, so the
-                // second word is the user's: only the class is noted). A
-                // moved-from `p` is free, its table byte left as after a
-                // `free`.
-                set_class(q, class_of(size).0);
+        Block::Small(b) if b.shift == PREFIX_SHIFT && !is_large(size.max(1) + PREFIX, GRAIN) => {
+            let total = size.max(1) + PREFIX;
+            // Freed first: a block that moves is freed inside
+            // `realloc_raw`, after which it is not ours to write (its
+            // chunk may be recycled). The copy takes the mark along, and
+            // the new header replaces it.
+            // SAFETY: the header `lookup` read.
+            unsafe { mark_freed(p) };
+            // SAFETY: a live small block of `b.block` bytes (its class).
+            let q = unsafe {
+                GlobalArena::realloc_raw(b.start, Layout::from_size_align_unchecked(b.block, GRAIN), total)
+            };
+            if q.is_null() {
+                // Not moved, and still live: its mark undone.
+                // SAFETY: the header marked above, still the block's.
+                unsafe { mark_freed(p) };
+                return q;
             }
-            q
+            // SAFETY: a live small block of `total` bytes (resized in
+            // place or moved, contents copied).
+            unsafe { put_header(q, class_of(total).0, PREFIX_SHIFT) }
         }
         Block::Large(old, align) if is_large(size, align) => {
             // SAFETY: a live large block of `old` bytes aligned to `align`.
@@ -413,10 +454,11 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
             // SAFETY: as above.
             unsafe { move_block(p, old, size, align) }
         }
-        // Crossing between small and large: a new block and a copy.
-        Block::Small(block) => {
-            // SAFETY: a live small block of `block` bytes.
-            unsafe { move_block(p, block, size, GRAIN) }
+        // Crossing between small and large, or a block aligned to more
+        // than 16: a new block and a copy.
+        Block::Small(b) => {
+            // SAFETY: a live small block with `b.usable()` bytes from `p`.
+            unsafe { move_block(p, b.usable(), size, GRAIN) }
         }
         Block::Large(old, align) => {
             // SAFETY: a live large block of `old` bytes.

@@ -32,13 +32,7 @@ pub(crate) const CHUNK_SIZE: usize = 2 << 20;
 pub(crate) const CACHED_CHUNKS: usize = 4;
 
 /// Bytes at the start of each chunk taken by its header.
-#[cfg(not(feature = "c-abi"))]
 pub(super) const HEADER_SIZE: usize = 128;
-/// Bytes at the start of each chunk taken by its header and, in the C
-/// build, the class table that `free` reads a block's size from
-/// (`cabi.rs`).
-#[cfg(feature = "c-abi")]
-pub(super) const HEADER_SIZE: usize = super::cabi::TABLE_OFFSET + super::cabi::TABLE_BYTES;
 
 ///
 /// The first cache line is written by the owner (and by the free list, under

@@ -179,15 +179,6 @@ impl Owner {
         if cursor.addr() > self.clean_from.get() {
             self.clean_from.set(cursor.addr());
         }
-        // The C build's class table holds nothing past the cursor.
-        // SAFETY: `to..cursor` lies in the owner's chunk past its header
-        // (`to` is a block's start or the data's start, below the cursor),
-        // and the blocks that started there are freed (the caller moves
-        // the cursor back over them).
-        #[cfg(feature = "c-abi")]
-        unsafe {
-            super::cabi::clear_classes(to, cursor.addr())
-        };
         self.cursor.set(to);
     }
 
@@ -320,14 +311,6 @@ impl Owner {
         // SAFETY: HEADER_SIZE is inside the chunk.
         self.cursor.set(unsafe { base.add(HEADER_SIZE) });
         let dirty_end = header.dirty_end.get();
-        // A recycled chunk's class table may still name blocks of its
-        // last use, up to where it was last bumped.
-        // SAFETY: the chunk is ours and holds no live block; its data
-        // starts at the cursor and `dirty_end` is inside it.
-        #[cfg(feature = "c-abi")]
-        unsafe {
-            super::cabi::clear_classes(self.cursor.get(), dirty_end)
-        };
         self.limit.set(dirty_end);
         self.clean_from.set(dirty_end);
         if dirty_end < base.addr() + CHUNK_SIZE && !self.grow_limit(self.end_of(size, align)) {

@@ -56,8 +56,8 @@ pub(super) const SUB_RUNS: bool = cfg!(feature = "c-abi");
 
 /// The word of a remotely freed block that holds its sub-run's descriptor:
 /// the second, or in the C build the third (its blocks of more than GRAIN
-/// bytes have at least four words; the second holds `free`'s double-free
-/// mark, which the list must not overwrite).
+/// bytes have at least four words; the second holds the block's header,
+/// with `free`'s freed mark, which the list must not overwrite: `cabi.rs`).
 const CLASS_WORD: usize = if cfg!(feature = "c-abi") { 2 } else { 1 };
 const _: () = assert!((CLASS_WORD + 1) * core::mem::size_of::<usize>() <= 2 * GRAIN);
 
