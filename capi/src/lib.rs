@@ -201,6 +201,19 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
     unsafe { fa::usable_size(p.cast()) }
 }
 
+/// glibc's `malloc_trim`: does the calling thread's deferred frees and
+/// gives its cached blocks back to their chunks, whose free pages the
+/// allocator then returns as it does for any chunk. `pad` is ignored.
+/// Returns 0 (glibc's "no memory was released" is not tracked here).
+///
+/// # Safety
+/// None: any thread may call it at any time.
+#[no_mangle]
+pub unsafe extern "C" fn malloc_trim(_pad: usize) -> i32 {
+    fa::trim();
+    0
+}
+
 /// With `FIBERALLOC_STATS` set in the environment, prints
 /// `GlobalArena::stats()` to stderr when the program exits (run from
 /// `.fini_array`, after `main` returns or `exit` is called): live and peak

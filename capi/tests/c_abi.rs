@@ -79,11 +79,14 @@ fn a_double_free_aborts_with_a_message() {
     // The thread's last block (the first free gave its place back to the
     // cursor), a block waiting in the thread cache, and one on another
     // thread's run of remote frees: the second free finds the first's
-    // mark in the header.
+    // mark in the header (each program calls `malloc_trim` after the
+    // second free, which does the frees `free` defers).
     assert_aborts("double-free", "fiberalloc: free: a double free");
     assert_aborts("double-free-cached", "fiberalloc: free: a double free");
     assert_aborts("double-free-remote", "fiberalloc: free: a double free");
     assert_aborts("double-realloc", "fiberalloc: realloc: a double free");
+    // Without a trim, within the next DEFERRED frees.
+    assert_aborts("double-free-later", "fiberalloc: free: a double free");
 }
 
 #[test]

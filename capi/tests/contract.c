@@ -360,7 +360,8 @@ static void shadow(void) {
 
 static void *free_twice(void *p) {
     free(p);
-    free(p); /* must abort with a message */
+    free(p);
+    malloc_trim(0); /* must abort with a message */
     return NULL;
 }
 
@@ -368,13 +369,14 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc > 1 && strcmp(argv[1], "invalid-free") == 0) {
         int on_stack = 0;
-        free(&on_stack); /* must abort with a message */
+        free(&on_stack); /* must abort with a message, at once: not a chunk's */
         return 0;
     }
     if (argc > 1 && strcmp(argv[1], "double-free") == 0) {
         void *p = malloc(40);
         free(p);
-        free(p); /* must abort with a message */
+        free(p);
+        malloc_trim(0); /* the deferred frees done: must abort with a message */
         return 0;
     }
     if (argc > 1 && strcmp(argv[1], "double-free-cached") == 0) {
@@ -382,8 +384,9 @@ int main(int argc, char **argv) {
          * find the mark. */
         void *p = malloc(40), *q = malloc(40);
         free(p);
-        free(p); /* must abort with a message */
+        free(p);
         free(q);
+        malloc_trim(0); /* must abort with a message */
         return 0;
     }
     if (argc > 1 && strcmp(argv[1], "double-free-remote") == 0) {
@@ -397,9 +400,23 @@ int main(int argc, char **argv) {
         free(keep);
         return 0;
     }
+    if (argc > 1 && strcmp(argv[1], "double-free-later") == 0) {
+        /* No trim: the deferred second free is done within the next
+         * eight frees (DEFERRED in src/global/cabi.rs). */
+        void *p = malloc(40), *more[9];
+        for (int i = 0; i < 9; i++)
+            more[i] = malloc(40);
+        free(p);
+        free(p);
+        for (int i = 0; i < 9; i++)
+            free(more[i]); /* must abort with a message before the last */
+        printf("no abort after nine more frees\n");
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "double-realloc") == 0) {
         void *p = malloc(40), *q = malloc(40);
         free(p);
+        malloc_trim(0);
         p = realloc(p, 80); /* must abort with a message */
         free(q);
         return 0;
@@ -408,18 +425,21 @@ int main(int argc, char **argv) {
         char *a = malloc(8), *b = malloc(8);
         free(b);
         free(a);
+        malloc_trim(0);
         char *c = malloc(40);
         if (c != a) {
             printf("the larger block did not take the freed place: %p, %p\n", (void *)a, (void *)c);
             return 1;
         }
         memset(c, 0, 40);
-        free(b); /* its header is zeroed user data now: must abort */
+        free(b);
+        malloc_trim(0); /* its header is zeroed user data now: must abort */
         return 0;
     }
     if (argc > 1 && strcmp(argv[1], "interior-free") == 0) {
         char *p = malloc(64);
-        free(p + 16); /* inside a block, not its start: must abort */
+        free(p + 16);
+        malloc_trim(0); /* inside a block, not its start: must abort */
         return 0;
     }
     if (argc > 1 && strcmp(argv[1], "header-free") == 0) {
@@ -429,12 +449,14 @@ int main(int argc, char **argv) {
         char *p = malloc(64);
         char *chunk = (char *)((uintptr_t)p & ~(uintptr_t)((2 << 20) - 1));
         free(chunk + 64);
+        malloc_trim(0); /* must abort */
         return 0;
     }
     if (argc > 1 && strcmp(argv[1], "chunk-start-free") == 0) {
         /* The chunk's very start: no word before it to read. */
         char *p = malloc(64);
         free((char *)((uintptr_t)p & ~(uintptr_t)((2 << 20) - 1)));
+        malloc_trim(0); /* must abort */
         return 0;
     }
     loaded();

@@ -56,6 +56,12 @@ pub(super) struct Local {
     /// The descriptor of each run list's first sub-run (see `RemoteList`),
     /// or 0.
     pub(super) run_desc: [Cell<usize>; 2],
+    /// The C build's last [`DEFERRED`](super::cabi::DEFERRED) frees, not
+    /// yet done (`cabi.rs`), and the slot of the oldest.
+    #[cfg(feature = "c-abi")]
+    pub(super) deferred: [Cell<*mut u8>; super::cabi::DEFERRED],
+    #[cfg(feature = "c-abi")]
+    pub(super) deferred_at: Cell<usize>,
 }
 
 impl Local {
@@ -78,6 +84,10 @@ impl Local {
             run_head: [const { Cell::new(ptr::null_mut()) }; 2],
             run_tail: [const { Cell::new(ptr::null_mut()) }; 2],
             run_desc: [const { Cell::new(0) }; 2],
+            #[cfg(feature = "c-abi")]
+            deferred: [const { Cell::new(ptr::null_mut()) }; super::cabi::DEFERRED],
+            #[cfg(feature = "c-abi")]
+            deferred_at: Cell::new(0),
         }
     }
 }
@@ -202,6 +212,9 @@ impl Local {
 /// Called by the C library on the exiting thread; the argument is unused.
 pub(super) unsafe extern "C" fn on_thread_exit(_: *mut c_void) {
     let _ = with_local(|l| {
+        // The frees still deferred first: they may fill the cache.
+        #[cfg(feature = "c-abi")]
+        super::cabi::drain_deferred(l);
         l.leave_cache();
         l.flush_pending();
         for (side, owner) in l.owners.iter().enumerate() {
@@ -272,6 +285,8 @@ impl Local {
 pub(super) fn flush_cache() {
     let _ = with_local(|l| {
         if l.state.get() == ACTIVE {
+            #[cfg(feature = "c-abi")]
+            super::cabi::drain_deferred(l);
             l.flush_cache();
             l.flush_left_caches();
         }
