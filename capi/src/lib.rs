@@ -21,6 +21,10 @@
 //! - `free(NULL)` does nothing, and `free` leaves `errno` as it was;
 //! - `realloc(p, 0)` frees `p` and returns null (glibc's choice), and
 //!   `realloc(NULL, n)` is `malloc(n)`;
+//! - `free` of a chunk's block is done eight frees later on the same
+//!   thread (it prefetches the block's header meanwhile), or at
+//!   `malloc_trim` or the thread's exit, so a double free is reported up to
+//!   eight frees late;
 //! - a pointer this library did not hand out, given to `free`, `realloc` or
 //!   `malloc_usable_size`, is reported on stderr and the process aborts
 //!   (as glibc does for pointers it can tell are invalid), rather than
