@@ -274,11 +274,27 @@ enum Header {
 /// (on the line `free` links the block through).
 #[inline(always)]
 fn header(p: *mut u8) -> Header {
+    if is_chunk(p.addr()) {
+        // SAFETY: `p` lies in a registered chunk.
+        unsafe { chunk_header(p) }
+    } else {
+        Header::None
+    }
+}
+
+/// [`header`] of a pointer known to lie in a registered chunk (or null).
+///
+/// # Safety
+/// `p` is null or lies in a registered chunk.
+#[inline(always)]
+unsafe fn chunk_header(p: *mut u8) -> Header {
     let addr = p.addr();
     // Aligned to 16 and at least 16 bytes into a registered chunk: the
-    // word before `p` is in the chunk, readable.
-    if is_chunk(addr) && align::is_aligned(addr, PREFIX) && !addr.is_multiple_of(CHUNK_SIZE) {
-        // SAFETY: a word of a registered chunk, which stays mapped.
+    // word before `p` is in the chunk, readable. (Null is a multiple of
+    // CHUNK_SIZE.)
+    if align::is_aligned(addr, PREFIX) && !addr.is_multiple_of(CHUNK_SIZE) {
+        // SAFETY: a word of a registered chunk (caller), which stays
+        // mapped.
         let d = unsafe { p.cast::<usize>().sub(1).read() } ^ key(addr);
         if d < FREED {
             // (`d < FREED`, so `shift < 64`.)
@@ -362,6 +378,7 @@ fn invalid(what: &[u8]) -> ! {
 /// small ring; the free it does is the one deferred `DEFERRED` frees ago,
 /// whose line has arrived by then.
 pub(super) const DEFERRED: usize = 8;
+const _: () = assert!(DEFERRED.is_power_of_two());
 
 /// Frees a block from [`malloc`] (nothing for null). A block of a chunk
 /// is freed `DEFERRED` frees later (see [`DEFERRED`]): the free done now is
@@ -387,22 +404,49 @@ pub unsafe fn free(p: *mut u8) {
             p.wrapping_sub(8).cast::<i8>(),
         )
     };
-    let due = with_local(
+    let done = with_local(
         #[inline(always)]
         |l| {
             if l.state.get() != ACTIVE {
                 // No exit hook to finish what is deferred: done now.
-                return p;
+                return false;
             }
             let at = l.deferred_at.get();
             l.deferred_at.set((at + 1) % DEFERRED);
-            l.deferred[at].replace(p)
+            // (Masked, so that no bounds check is compiled: `at` is below
+            // DEFERRED, a power of two.)
+            let due = l.deferred[at & (DEFERRED - 1)].replace(p);
+            // SAFETY: `due` is null or a pointer given to this thread's
+            // `free`, not used since, that passed the bitmap test; `l` is
+            // active.
+            unsafe { free_in(l, due) };
+            true
         },
-    )
-    .unwrap_or(p);
-    // SAFETY: `due` is null or a block freed by the caller of `free`, not
-    // used since.
-    unsafe { free_now(due) }
+    );
+    if done != Ok(true) {
+        // SAFETY: the caller's; `p` passed the bitmap test.
+        unsafe { free_now(p) }
+    }
+}
+
+/// [`free_now`] by the thread whose state is `l`, active.
+///
+/// # Safety
+/// As for [`free_now`], and `l` is the calling thread's state, active.
+#[inline(always)]
+unsafe fn free_in(l: &Local, p: *mut u8) {
+    // SAFETY: null or in a registered chunk (caller).
+    if let Header::Live(b) = unsafe { chunk_header(p) } {
+        // SAFETY: the header `chunk_header` just read.
+        unsafe { mark_freed(p) };
+        // SAFETY: as in `free_now`.
+        unsafe { GlobalArena::free_in_class(l, b.start, b.block, 1, || (b.class, b.block)) };
+        return;
+    }
+    if !p.is_null() {
+        // SAFETY: the caller's.
+        unsafe { free_other(p) };
+    }
 }
 
 /// Does the frees the calling thread deferred (at its exit, and when it
@@ -410,19 +454,22 @@ pub unsafe fn free(p: *mut u8) {
 pub(super) fn drain_deferred(l: &Local) {
     for slot in &l.deferred {
         let p = slot.replace(ptr::null_mut());
-        // SAFETY: a block freed by this thread's `free`, not used since.
+        // SAFETY: null or a pointer given to this thread's `free`, not
+        // used since, that passed its bitmap test.
         unsafe { free_now(p) };
     }
 }
 
 /// The free [`free`] does: a small block's inline, with no stack frame of
-/// its own (nothing for null).
+/// its own (nothing for null). No bitmap test: every pointer deferred
+/// passed it.
 ///
 /// # Safety
-/// As for [`free`].
+/// As for [`free`], and `p` is null or lies in a registered chunk.
 #[inline(always)]
 unsafe fn free_now(p: *mut u8) {
-    if let Header::Live(b) = header(p) {
+    // SAFETY: null or in a registered chunk (caller).
+    if let Header::Live(b) = unsafe { chunk_header(p) } {
         // SAFETY: the header `header` just read.
         unsafe { mark_freed(p) };
         // SAFETY: a live small block of its class's size (at most
