@@ -292,7 +292,7 @@ unsafe fn chunk_header(p: *mut u8) -> Header {
     // Aligned to 16 and at least 16 bytes into a registered chunk: the
     // word before `p` is in the chunk, readable. (Null is a multiple of
     // CHUNK_SIZE.)
-    if align::is_aligned(addr, PREFIX) && !addr.is_multiple_of(CHUNK_SIZE) {
+    if align::is_aligned(addr, PREFIX) && !align::is_aligned(addr, CHUNK_SIZE) {
         // SAFETY: a word of a registered chunk (caller), which stays
         // mapped.
         let d = unsafe { p.cast::<usize>().sub(1).read() } ^ key(addr);
@@ -435,18 +435,9 @@ pub unsafe fn free(p: *mut u8) {
 /// As for [`free_now`], and `l` is the calling thread's state, active.
 #[inline(always)]
 unsafe fn free_in(l: &Local, p: *mut u8) {
-    // SAFETY: null or in a registered chunk (caller).
-    if let Header::Live(b) = unsafe { chunk_header(p) } {
-        // SAFETY: the header `chunk_header` just read.
-        unsafe { mark_freed(p) };
-        // SAFETY: as in `free_now`.
-        unsafe { GlobalArena::free_in_class(l, b.start, b.block, 1, || (b.class, b.block)) };
-        return;
-    }
-    if !p.is_null() {
-        // SAFETY: the caller's.
-        unsafe { free_other(p) };
-    }
+    // SAFETY: forwarded from the caller; the closure gets a live small
+    // block of its class's size, as `free_in_class` requires.
+    unsafe { free_with(p, |b| GlobalArena::free_in_class(l, b.start, b.block, 1, || (b.class, b.block))) }
 }
 
 /// Does the frees the calling thread deferred (at its exit, and when it
@@ -468,14 +459,26 @@ pub(super) fn drain_deferred(l: &Local) {
 /// As for [`free`], and `p` is null or lies in a registered chunk.
 #[inline(always)]
 unsafe fn free_now(p: *mut u8) {
+    // SAFETY: forwarded from the caller; the closure gets a live small
+    // block of its class's size (at most LARGE_THRESHOLD, so small, and
+    // GRAIN-aligned), as `free_small_class` requires.
+    unsafe { free_with(p, |b| GlobalArena::free_small_class(b.start, b.block, 1, || (b.class, b.block))) }
+}
+
+/// Reads the header before `p` and, for a live small block, marks it
+/// freed and hands it to `free_small` (unsafe to call: it frees the
+/// block); anything else but null goes to [`free_other`].
+///
+/// # Safety
+/// As for [`free_now`]; `free_small` frees a live small block given its
+/// header.
+#[inline(always)]
+unsafe fn free_with(p: *mut u8, free_small: impl FnOnce(Small)) {
     // SAFETY: null or in a registered chunk (caller).
     if let Header::Live(b) = unsafe { chunk_header(p) } {
-        // SAFETY: the header `header` just read.
+        // SAFETY: the header `chunk_header` just read.
         unsafe { mark_freed(p) };
-        // SAFETY: a live small block of its class's size (at most
-        // LARGE_THRESHOLD, so small, and GRAIN-aligned), which is the
-        // class of that size.
-        unsafe { GlobalArena::free_small_class(b.start, b.block, 1, || (b.class, b.block)) };
+        free_small(b);
         return;
     }
     if !p.is_null() {
